@@ -1,0 +1,27 @@
+"""FastAPI dependencies as Annotated aliases, so handlers declare what they need."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import Depends, Request
+from fastapi.responses import Response
+
+from gsv_service.tasks import TaskService
+
+
+def get_service(request: Request) -> TaskService:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[TaskService, Depends(get_service)]
+
+
+class JSON(Response):
+    """orjson-encoded JSON: datetimes as ISO 8601, several times faster than the stdlib encoder."""
+
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)

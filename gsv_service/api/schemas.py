@@ -1,0 +1,87 @@
+"""Request and response models of the HTTP API (documentation and validation)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from gsv_service.task_config import TaskConfig
+
+
+class TaskCreate(BaseModel):
+    task_name: str = Field(..., min_length=1, max_length=200, description="a name for people")
+    config: TaskConfig = Field(default_factory=TaskConfig)
+
+
+class StepRecord(BaseModel):
+    status: str
+    run_id: str | None = None
+    progress: float | None = Field(None, description="fraction 0-1 of the step's latest run")
+    message: str | None = None
+    error_message: str | None = None
+    reason: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class TaskOut(BaseModel):
+    task_id: str
+    task_name: str
+    status: str = Field(..., description="created | queued | running | completed | failed | cancelled: "
+                                         "follows the task's latest step run")
+    current_step: str | None = None
+    progress: float = Field(..., description="overall progress in percent, 0-100")
+    error_message: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    config: TaskConfig
+    active_run_id: str | None = None
+    steps: dict[str, StepRecord]
+
+
+class StepRequest(BaseModel):
+    params: dict[str, Any] | None = Field(default_factory=dict, description="the step's params; see "
+                                          "GET /api/v1/steps for each step's schema and defaults")
+
+
+class RunOut(BaseModel):
+    id: str
+    run_id: str
+    task_id: str
+    step: str
+    status: str
+    params: dict
+    progress: float
+    message: str | None = None
+    metrics: dict | None = None
+    result: dict | None = None
+    error_message: str | None = None
+    reason: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class StepStarted(BaseModel):
+    message: str
+    task_id: str
+    step: str
+    run_id: str
+    status: str
+    run: RunOut
+
+
+class Message(BaseModel):
+    message: str
+    task_id: str | None = None
+
+
+class LogsOut(BaseModel):
+    logs: str
+    run_id: str | None = None
+    step: str | None = None
+    status: str | None = None
+    truncated: bool = False

@@ -1,0 +1,58 @@
+"""Service-level endpoints: health, engine status, the step registry."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from gsv_service import __version__
+from gsv_service.api.deps import JSON, ServiceDep
+from gsv_service.engine import PINNED_COMMIT, VERSIONS, ffmpeg_path, visible_gpus
+from gsv_service.steps.registry import STEPS
+
+router = APIRouter(prefix="/api/v1", tags=["service"])
+
+
+def _store_status(svc) -> dict:
+    url = svc.store.engine.url
+    try:
+        with svc.store.engine.connect() as c:
+            c.execute(text("SELECT 1"))
+        ok = True
+    except Exception:  # the answer is the status, never a 500
+        ok = False
+    return {"backend": url.get_backend_name(), "url": url.render_as_string(hide_password=True), "ok": ok}
+
+
+def _engine_status(svc) -> dict:
+    gpus = visible_gpus(svc.settings)
+    base = {"pinned_commit": PINNED_COMMIT, "model_versions": list(VERSIONS), "gpus": gpus,
+            "device": "cuda" if gpus else "cpu", "ffmpeg": ffmpeg_path()}
+    if svc.engine is None:
+        base.update(found=False, root=None, hint="set GSV_ROOT to a GPT-SoVITS checkout and GSV_PYTHON "
+                    "to its interpreter to enable the 7 engine steps")
+        return base
+    base.update(svc.engine.status())
+    return base
+
+
+@router.get("/health")
+def health(svc: ServiceDep):
+    store = _store_status(svc)
+    eng = _engine_status(svc)
+    return JSON({"status": "ok" if store["ok"] else "degraded", "version": __version__, "store": store,
+                 "engine": {"found": eng["found"], "root": eng["root"], "gpus": eng["gpus"],
+                            "ffmpeg": eng["ffmpeg"] is not None}},
+                status_code=200 if store["ok"] else 503)
+
+
+@router.get("/engine")
+def engine(svc: ServiceDep):
+    """The GPT-SoVITS checkout: found or not, scripts, pretrained models per version, GPUs, ffmpeg."""
+    return JSON(_engine_status(svc))
+
+
+@router.get("/steps")
+def steps():
+    """The 11 steps in order, with inputs, outputs, engine/GPU needs and params as JSON Schema."""
+    return JSON([dict(order=i + 1, **s.describe()) for i, s in enumerate(STEPS)])

@@ -1,0 +1,75 @@
+"""Tasks: create, read, list, run a step, cancel, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response
+
+from gsv_service.api.deps import JSON, ServiceDep
+from gsv_service.api.schemas import Message, RunOut, StepRequest, StepStarted, TaskCreate, TaskOut
+from gsv_service.api.views import run_view, task_view
+from gsv_service.states import TaskStatus
+
+router = APIRouter(prefix="/api/v1", tags=["tasks"])
+
+
+@router.post("/task/create", response_model=TaskOut, status_code=200)
+def create_task(body: TaskCreate, svc: ServiceDep):
+    """Create a task; its `config` holds the training settings (defaults: the web UI's)."""
+    return JSON(task_view(svc.create(body.task_name, body.config)))
+
+
+@router.get("/task/{task_id}", response_model=TaskOut)
+def get_task(task_id: str, svc: ServiceDep):
+    return JSON(task_view(svc.get(task_id)))
+
+
+@router.get("/tasks", response_model=list[TaskOut])
+def list_tasks(svc: ServiceDep, response: Response,
+               status: Annotated[TaskStatus | None, Query(description="only tasks in this status")] = None,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+               offset: Annotated[int, Query(ge=0)] = 0):
+    """Tasks oldest first; the total matching count is in the X-Total-Count header."""
+    tasks, total = svc.list(status.value if status else None, limit, offset)
+    return JSON([task_view(t) for t in tasks], headers={"X-Total-Count": str(total)})
+
+
+@router.post("/task/{task_id}/step/{step}", response_model=StepStarted, status_code=202)
+def run_step(task_id: str, step: str, svc: ServiceDep,
+             body: Annotated[StepRequest | None, Body()] = None):
+    """Start one step in the background. 409 while another step runs or an input is missing
+    (the answer names the step to run first); 424 for engine steps without an engine."""
+    run = svc.start_step(task_id, step, (body.params if body else None) or {})
+    return JSON({"message": f"step {step} accepted (run {run['id']})", "task_id": task_id, "step": step,
+                 "run_id": run["id"], "status": run["status"], "run": run_view(run)}, status_code=202)
+
+
+@router.post("/task/{task_id}/cancel", response_model=Message)
+def cancel_task(task_id: str, svc: ServiceDep):
+    """Cancel the running or queued step: SIGTERM to its process groups, SIGKILL after a grace."""
+    run = svc.cancel(task_id, wait=False)
+    if run is None:
+        return JSON({"message": "no step is running", "task_id": task_id, "cancelled": False})
+    return JSON({"message": f"cancelling step {run['step']} (run {run['id']})", "task_id": task_id,
+                 "cancelled": True, "run": run_view(run)})
+
+
+@router.delete("/task/{task_id}", response_model=Message)
+def delete_task(task_id: str, svc: ServiceDep):
+    """Delete a task and its folder; a running step is cancelled first."""
+    svc.delete(task_id, force=True)
+    return JSON({"message": "task deleted", "task_id": task_id})
+
+
+@router.get("/task/{task_id}/runs", response_model=list[RunOut])
+def list_runs(task_id: str, svc: ServiceDep, step: str | None = None):
+    """Every step run of the task, oldest first."""
+    if step:
+        svc.step_spec(step)
+    return JSON([run_view(r) for r in svc.runs(task_id, step)])
+
+
+@router.get("/task/{task_id}/runs/{run_id}", response_model=RunOut)
+def get_run(task_id: str, run_id: str, svc: ServiceDep):
+    return JSON(run_view(svc.run_for_logs(task_id, run_id, None)))

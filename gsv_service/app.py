@@ -1,0 +1,101 @@
+"""Builds the FastAPI app from settings. Nothing runs at import: start-up work is in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gsv_service import __version__
+from gsv_service.engine import load_engine
+from gsv_service.errors import ServiceError
+from gsv_service.runner import LocalRunner
+from gsv_service.settings import Settings
+from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
+from gsv_service.store import Store, make_engine, migrate
+from gsv_service.tasks import TaskService
+
+log = logging.getLogger("gsv_service")
+
+
+def _setup_logging(log_dir: Path) -> None:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if any(getattr(h, "_gsv", False) for h in log.handlers):
+        return
+    handler = logging.handlers.RotatingFileHandler(log_dir / "service.log", maxBytes=20 * 1024 * 1024,
+                                                   backupCount=5, encoding="utf-8")
+    handler._gsv = True
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ()))
+        parts.append(f"{loc}: {e.get('msg')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_req: Request, exc: ServiceError):
+        return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError):
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return JSONResponse({"detail": _validation_detail(exc), "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_req: Request, exc: Exception):
+        log.exception("unhandled error")
+        return JSONResponse({"detail": "internal error; see logs/service.log"}, status_code=500)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    _setup_logging(Path(settings.log_dir))
+    store = Store(make_engine(settings.db_url), STEP_NAMES, WEIGHTS)
+    runner = LocalRunner(store, settings, max_workers=settings.max_concurrent_runs)
+    service = TaskService(settings, store, runner, load_engine(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        migrate(store.engine)
+        Path(settings.task_root).mkdir(parents=True, exist_ok=True)
+        for run in runner.recover():
+            log.warning("run %s (%s of task %s) was interrupted", run["id"], run["step"], run["task_id"])
+        log.info("service started: store=%s engine=%s", store.engine.url.get_backend_name(),
+                 service.engine.root if service.engine else None)
+        yield
+        runner.shutdown()
+        store.engine.dispose()
+
+    app = FastAPI(title="GPT-SoVITS training service", version=__version__, lifespan=lifespan,
+                  description="Train GPT-SoVITS voices over HTTP: upload audio, run the 11 steps (or "
+                              "the whole pipeline), follow progress and logs, download the weights.")
+    app.state.service = service
+    app.state.settings = settings
+    _install_error_handlers(app)
+
+    from gsv_service.api import files, logs, system, tasks
+    for module in (tasks, files, logs, system):
+        app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    def root():
+        return {"message": "GPT-SoVITS training service", "version": __version__, "docs_url": "/docs"}
+
+    return app

@@ -1,0 +1,151 @@
+"""Adapter for the GPT-SoVITS checkout: where its scripts and pretrained models are, and the
+environment its scripts expect. Nothing here imports the engine: it runs in its own interpreter."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from gsv_service.settings import Settings
+
+VERSIONS = ("v1", "v2", "v2Pro", "v2ProPlus")
+PINNED_COMMIT = "48b1a0169a28"
+
+# What upstream's web UI adds to sys.path through users.pth (we pass it as PYTHONPATH instead).
+SYS_PATH_DIRS = ("", "GPT_SoVITS/BigVGAN", "tools", "tools/asr", "GPT_SoVITS", "tools/uvr5")
+
+SCRIPTS = {
+    "text": "GPT_SoVITS/prepare_datasets/1-get-text.py",
+    "hubert": "GPT_SoVITS/prepare_datasets/2-get-hubert-wav32k.py",
+    "sv": "GPT_SoVITS/prepare_datasets/2-get-sv.py",
+    "semantic": "GPT_SoVITS/prepare_datasets/3-get-semantic.py",
+    "s2_train": "GPT_SoVITS/s2_train.py",
+    "s1_train": "GPT_SoVITS/s1_train.py",
+    "inference": "GPT_SoVITS/inference_cli.py",
+    "denoise": "tools/cmd-denoise.py",
+    "asr_funasr": "tools/asr/funasr_asr.py",
+    "asr_whisper": "tools/asr/fasterwhisper_asr.py",
+}
+
+S2_TEMPLATES = {"v1": "s2.json", "v2": "s2.json", "v2Pro": "s2v2Pro.json", "v2ProPlus": "s2v2ProPlus.json"}
+S1_TEMPLATES = {"v1": "s1longer.yaml", "v2": "s1longer-v2.yaml", "v2Pro": "s1longer-v2.yaml",
+                "v2ProPlus": "s1longer-v2.yaml"}
+
+# Relative to GPT_SoVITS/pretrained_models, as upstream's config.py expects them.
+PRETRAINED = {
+    "bert": "chinese-roberta-wwm-ext-large",
+    "cnhubert": "chinese-hubert-base",
+    "sv": "sv/pretrained_eres2netv2w24s4ep4.ckpt",
+    "v1": {"s2G": "s2G488k.pth", "s2D": "s2D488k.pth",
+           "s1": "s1bert25hz-2kh-longer-epoch=68e-step=50232.ckpt"},
+    "v2": {"s2G": "gsv-v2final-pretrained/s2G2333k.pth", "s2D": "gsv-v2final-pretrained/s2D2333k.pth",
+           "s1": "gsv-v2final-pretrained/s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt"},
+    "v2Pro": {"s2G": "v2Pro/s2Gv2Pro.pth", "s2D": "v2Pro/s2Dv2Pro.pth", "s1": "s1v3.ckpt"},
+    "v2ProPlus": {"s2G": "v2Pro/s2Gv2ProPlus.pth", "s2D": "v2Pro/s2Dv2ProPlus.pth", "s1": "s1v3.ckpt"},
+}
+
+
+class EngineUnavailable(Exception):
+    """No usable GPT-SoVITS checkout; the message says how to configure one."""
+
+
+@dataclass
+class Engine:
+    root: Path
+    python: str
+    settings: Settings
+    pretrained_root: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pretrained_root = (self.settings.pretrained_dir
+                                or self.root / "GPT_SoVITS" / "pretrained_models").resolve()
+
+    def script(self, key: str) -> Path:
+        return self.root / SCRIPTS[key]
+
+    def pretrained(self, key: str, version: str | None = None) -> Path:
+        """Path of a pretrained model, honouring the service-wide overrides."""
+        overrides = {"bert": self.settings.bert_dir, "cnhubert": self.settings.cnhubert_dir,
+                     "sv": self.settings.sv_path}
+        if overrides.get(key):
+            return Path(overrides[key]).resolve()
+        rel = PRETRAINED[version][key] if version else PRETRAINED[key]
+        return self.pretrained_root / rel
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Environment for an engine process: ours, plus upstream's sys.path and unbuffered output."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GSV_")}
+        paths = [str(self.root / d) if d else str(self.root) for d in SYS_PATH_DIRS]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONIOENCODING"] = "utf-8"
+        env.update(extra or {})
+        return env
+
+    def argv(self, key: str, *args: str) -> list[str]:
+        return [self.python, "-s", str(self.script(key)), *args]
+
+    def status(self) -> dict:
+        missing = [k for k in SCRIPTS if not self.script(k).is_file()]
+        models = {k: self.pretrained(k).exists() for k in ("bert", "cnhubert", "sv")}
+        versions = {}
+        for v in VERSIONS:
+            have = {k: self.pretrained(k, v).exists() for k in ("s2G", "s2D", "s1")}
+            need_sv = v.startswith("v2Pro")
+            ok = all(have.values()) and models["bert"] and models["cnhubert"] and (models["sv"] or not need_sv)
+            versions[v] = {"supported": ok, "pretrained": have}
+        return {"found": True, "root": str(self.root), "python": self.python,
+                "scripts_missing": missing, "pretrained_models": models, "versions": versions}
+
+
+def _default_python(root: Path) -> str:
+    for cand in (root / "runtime" / "python", root / ".venv" / "bin" / "python"):
+        if cand.exists():
+            return str(cand)
+    return sys.executable
+
+
+def load_engine(settings: Settings) -> Engine | None:
+    root = settings.engine_root
+    if root is None or not (Path(root) / "GPT_SoVITS").is_dir():
+        return None
+    root = Path(root).resolve()
+    return Engine(root=root, python=settings.engine_python or _default_python(root), settings=settings)
+
+
+def require_engine(engine: Engine | None, step: str) -> Engine:
+    if engine is None:
+        raise EngineUnavailable(
+            f"step '{step}' needs the GPT-SoVITS engine, and none is configured: set GSV_ROOT to a "
+            f"GPT-SoVITS checkout (RVC-Boss/GPT-SoVITS @ {PINNED_COMMIT}) with its pretrained models, "
+            "and GSV_PYTHON to the interpreter of its environment, then restart the service")
+    return engine
+
+
+@lru_cache(maxsize=1)
+def _nvidia_gpus() -> tuple[str, ...]:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return ()
+    try:
+        out = subprocess.run([exe, "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(line.strip() for line in out.splitlines() if line.strip().isdigit())
+
+
+def visible_gpus(settings: Settings) -> list[str]:
+    """The GPU ids the service schedules on: GSV_GPUS if set, else what nvidia-smi lists."""
+    if settings.gpus is not None:
+        return [g.strip() for g in settings.gpus.replace("-", ",").split(",") if g.strip()]
+    return list(_nvidia_gpus())
+
+
+def ffmpeg_path() -> str | None:
+    return shutil.which("ffmpeg")

@@ -1,0 +1,130 @@
+"""Child processes: start each in its own process group, stop a whole group, tail a log file.
+
+Everything here is synchronous and thread-safe; the runner calls it from worker threads.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+MAX_LINE = 64 * 1024  # a longer line without a newline is cut: output is never buffered unbounded
+
+
+@dataclass
+class Command:
+    """One process a step wants to run."""
+
+    argv: list[str]
+    cwd: Path | None = None
+    env: dict[str, str] | None = None
+    label: str = ""
+    extra: dict = field(default_factory=dict)  # free use by the step (e.g. shard index)
+
+
+def spawn(cmd: Command, log_path: Path) -> subprocess.Popen:
+    """Start `cmd` as the leader of a new session/process group, output appended to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab", buffering=0) as log:
+        # The child gets its own dup of the descriptor; ours closes at the end of the block.
+        return subprocess.Popen(cmd.argv, cwd=cmd.cwd, env=cmd.env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                close_fds=True)
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["pid", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(p.pid) == pgid:
+                found.append(p)
+        except (ProcessLookupError, psutil.Error, OSError):
+            continue
+    return found
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return bool(_group_members(pgid))  # only zombies answer killpg(0): those are dead
+
+
+def kill_group(pgid: int, grace_s: float, procs: list[subprocess.Popen] | None = None) -> bool:
+    """SIGTERM the group, wait up to grace_s, then SIGKILL whatever is left. True if none left."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            for p in procs or ():
+                p.poll()  # reap our direct child so it does not linger as a zombie
+            if not group_alive(pgid):
+                return True
+            time.sleep(0.05)
+    return not group_alive(pgid)
+
+
+class LogTail:
+    """Reads lines appended to a file since the last call; partial lines wait for their newline."""
+
+    def __init__(self, path: Path, start_at_end: bool = True):
+        self.path = path
+        self.offset = path.stat().st_size if (start_at_end and path.exists()) else 0
+        self._partial = b""
+
+    def lines(self, final: bool = False) -> Iterator[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                while True:
+                    chunk = f.read(256 * 1024)
+                    if not chunk:
+                        break
+                    self.offset += len(chunk)
+                    data = self._partial + chunk
+                    parts = data.split(b"\n")
+                    self._partial = parts.pop()
+                    if len(self._partial) > MAX_LINE:
+                        parts.append(self._partial[:MAX_LINE])
+                        self._partial = b""
+                    for raw in parts:
+                        yield raw.rstrip(b"\r").decode("utf-8", "replace")
+        except FileNotFoundError:
+            return
+        if final and self._partial:
+            yield self._partial.decode("utf-8", "replace")
+            self._partial = b""
+
+
+def tail_bytes(path: Path, max_bytes: int) -> str:
+    """The last max_bytes of a file, starting at a line boundary when possible."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            f.seek(max(0, size - max_bytes))
+            data = f.read(max_bytes)
+    except FileNotFoundError:
+        return ""
+    if size > max_bytes and b"\n" in data:
+        data = data.split(b"\n", 1)[1]
+    return data.decode("utf-8", "replace")
+
+
+def process_alive(pid: int, create_time: float) -> bool:
+    try:
+        return abs(psutil.Process(pid).create_time() - create_time) < 0.01
+    except psutil.Error:
+        return False

@@ -1,0 +1,1 @@
+"""The 11 training steps. `registry.STEPS` is the ordered list; one module per group of steps."""

@@ -1,0 +1,294 @@
+"""Task store: every task, step record and step run, through SQLAlchemy (SQLite by default).
+
+All writes happen in short transactions, and every state change is written here before anyone
+reports it. Rows leave this module as plain dicts so no caller holds a session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import and_, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from gsv_service.models import StepRun, Task, TaskStep, utcnow
+from gsv_service.states import ACTIVE, Reason, RunStatus, TaskStatus, sources_of, task_status_for_run
+
+_T, _S, _R = Task.__table__, TaskStep.__table__, StepRun.__table__
+
+
+class TaskBusy(Exception):
+    """Another run owns the task."""
+
+    def __init__(self, run: dict | None):
+        super().__init__("task busy")
+        self.run = run
+
+
+class RunStateConflict(Exception):
+    """A status change that the state table does not allow (e.g. finishing a finished run)."""
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # WAL: readers never wait for the writer
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Apply every Alembic migration up to head (idempotent)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def _row(m: Mapping | None) -> dict | None:
+    if m is None:
+        return None
+    d = dict(m)
+    for k in ("created_at", "updated_at", "started_at", "finished_at"):
+        if k in d:
+            d[k] = _aware(d[k])
+    return d
+
+
+class Store:
+    def __init__(self, engine: Engine, step_names: Iterable[str], step_weights: Mapping[str, float]):
+        self.engine = engine
+        self.step_names = list(step_names)
+        total = float(sum(step_weights.values())) or 1.0
+        self._weight = {s: step_weights.get(s, 0.0) / total for s in self.step_names}
+
+    # ---------- tasks ----------
+    def create_task(self, name: str, config: dict) -> dict:
+        task_id, now = str(uuid.uuid4()), utcnow()
+        for _attempt in range(5):
+            try:
+                with self.engine.begin() as c:
+                    seq = (c.execute(select(func.max(_T.c.seq))).scalar() or 0) + 1
+                    c.execute(insert(_T).values(
+                        id=task_id, seq=seq, name=name, status=TaskStatus.created.value,
+                        progress=0.0, config=config, created_at=now, updated_at=now))
+                    c.execute(insert(_S), [dict(task_id=task_id, step=s, status=RunStatus.pending.value,
+                                                updated_at=now) for s in self.step_names])
+                break
+            except IntegrityError:  # two creators took the same seq; take the next one
+                continue
+        return self.get_task(task_id)
+
+    def get_task(self, task_id: str) -> dict | None:
+        with self.engine.connect() as c:
+            task = _row(c.execute(select(_T).where(_T.c.id == task_id)).mappings().first())
+            if task is None:
+                return None
+            task["steps"] = self._steps(c, [task_id])[task_id]
+        return task
+
+    def task_exists(self, task_id: str) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(select(_T.c.id).where(_T.c.id == task_id)).first() is not None
+
+    def list_tasks(self, status: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
+        where = [_T.c.status == status] if status else []
+        with self.engine.connect() as c:
+            total = c.execute(select(func.count()).select_from(_T).where(*where)).scalar() or 0
+            rows = c.execute(select(_T).where(*where).order_by(_T.c.seq).limit(limit).offset(offset))
+            tasks = [_row(m) for m in rows.mappings()]
+            steps = self._steps(c, [t["id"] for t in tasks])
+        for t in tasks:
+            t["steps"] = steps.get(t["id"], {})
+        return tasks, int(total)
+
+    def _steps(self, c: Connection, task_ids: list[str]) -> dict[str, dict[str, dict]]:
+        out: dict[str, dict[str, dict]] = {t: {} for t in task_ids}
+        if not task_ids:
+            return out
+        q = (select(_S.c.task_id, _S.c.step, _S.c.status, _S.c.run_id, _S.c.updated_at,
+                    _R.c.progress, _R.c.message, _R.c.error_message, _R.c.reason, _R.c.started_at,
+                    _R.c.finished_at)
+             .select_from(_S.outerjoin(_R, _R.c.id == _S.c.run_id))
+             .where(_S.c.task_id.in_(task_ids)))
+        order = {s: i for i, s in enumerate(self.step_names)}
+        for m in sorted(c.execute(q).mappings(), key=lambda m: order.get(m["step"], 99)):
+            d = _row(m)
+            out[d.pop("task_id")][d.pop("step")] = d
+        return out
+
+    def delete_task(self, task_id: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(delete(_R).where(_R.c.task_id == task_id))
+            c.execute(delete(_S).where(_S.c.task_id == task_id))
+            c.execute(delete(_T).where(_T.c.id == task_id))
+
+    def update_config(self, task_id: str, config: dict) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(_T).where(_T.c.id == task_id).values(config=config, updated_at=utcnow()))
+
+    # ---------- runs ----------
+    def start_run(self, task_id: str, step: str, params: dict, log_path_for, owner: str | None = None) -> dict:
+        """Create a queued run and make it the task's active run, atomically.
+
+        Raises TaskBusy when another run owns the task (checked with a conditional UPDATE, so
+        it holds across threads and worker processes alike).
+        """
+        run_id, now = uuid.uuid4().hex, utcnow()
+        with self.engine.begin() as c:
+            took = c.execute(update(_T).where(and_(_T.c.id == task_id, _T.c.active_run_id.is_(None)))
+                             .values(active_run_id=run_id, status=TaskStatus.queued.value,
+                                     current_step=step, error_message=None, updated_at=now))
+            if took.rowcount != 1:
+                active = c.execute(select(_T.c.active_run_id).where(_T.c.id == task_id)).scalar()
+                raise TaskBusy(self._get_run(c, active) if active else None)
+            c.execute(insert(_R).values(id=run_id, task_id=task_id, step=step,
+                                        status=RunStatus.queued.value, params=params, progress=0.0, owner=owner,
+                                        log_path=str(log_path_for(run_id)), created_at=now))
+            self._set_step(c, task_id, step, RunStatus.queued, run_id, now)
+            self._refresh_progress(c, task_id)
+        return self.get_run(run_id)
+
+    def _set_step(self, c: Connection, task_id: str, step: str, status: RunStatus, run_id: str, now) -> None:
+        c.execute(update(_S).where(and_(_S.c.task_id == task_id, _S.c.step == step))
+                  .values(status=status.value, run_id=run_id, updated_at=now))
+
+    def _transition(self, c: Connection, run_id: str, new: RunStatus, **values) -> dict:
+        now = utcnow()
+        res = c.execute(update(_R).where(and_(_R.c.id == run_id, _R.c.status.in_(sources_of(new))))
+                        .values(status=new.value, **values))
+        run = self._get_run(c, run_id)
+        if res.rowcount != 1:
+            raise RunStateConflict(f"run {run_id} cannot move from {run and run['status']} to {new.value}")
+        self._set_step(c, run["task_id"], run["step"], new, run_id, now)
+        task_values: dict[str, Any] = dict(status=task_status_for_run(new).value, updated_at=now)
+        if new not in ACTIVE:
+            task_values["active_run_id"] = None
+            task_values["error_message"] = values.get("error_message")
+        c.execute(update(_T).where(_T.c.id == run["task_id"]).values(**task_values))
+        return run
+
+    def mark_running(self, run_id: str, owner: str) -> dict:
+        with self.engine.begin() as c:
+            return self._transition(c, run_id, RunStatus.running, owner=owner, started_at=utcnow())
+
+    def finish_run(self, run_id: str, status: RunStatus, *, result: dict | None = None,
+                   error_message: str | None = None, reason: str | None = None,
+                   invalidates: Iterable[str] = ()) -> dict:
+        """Move an active run to completed/failed/cancelled and release its task.
+
+        `invalidates`: later steps whose completed outputs were built from what this run
+        just replaced; they become stale.
+        """
+        values: dict[str, Any] = dict(finished_at=utcnow(), error_message=error_message,
+                                      reason=reason, pgids=None)
+        if result is not None:
+            values["result"] = result
+        if status == RunStatus.completed:
+            values["progress"] = 1.0
+        with self.engine.begin() as c:
+            run = self._transition(c, run_id, status, **values)
+            stale = list(invalidates) if status == RunStatus.completed else []
+            if stale:
+                c.execute(update(_S).where(and_(_S.c.task_id == run["task_id"], _S.c.step.in_(stale),
+                                                _S.c.status == RunStatus.completed.value))
+                          .values(status=RunStatus.stale.value, updated_at=utcnow()))
+            self._refresh_progress(c, run["task_id"])
+            return self._get_run(c, run_id)
+
+    def set_progress(self, run_id: str, progress: float, message: str | None = None,
+                     metrics: dict | None = None) -> None:
+        values: dict[str, Any] = dict(progress=max(0.0, min(1.0, float(progress))))
+        if message is not None:
+            values["message"] = message[:2000]
+        if metrics is not None:
+            values["metrics"] = metrics
+        with self.engine.begin() as c:
+            res = c.execute(update(_R).where(and_(_R.c.id == run_id,
+                                                  _R.c.status == RunStatus.running.value)).values(**values))
+            if res.rowcount:
+                task_id = c.execute(select(_R.c.task_id).where(_R.c.id == run_id)).scalar()
+                self._refresh_progress(c, task_id)
+
+    def _refresh_progress(self, c: Connection, task_id: str) -> None:
+        """Task progress in percent: finished steps by weight, plus the active run's fraction."""
+        done = 0.0
+        q = (select(_S.c.step, _S.c.status, _R.c.progress)
+             .select_from(_S.outerjoin(_R, _R.c.id == _S.c.run_id)).where(_S.c.task_id == task_id))
+        for step, status, frac in c.execute(q):
+            w = self._weight.get(step, 0.0)
+            if status == RunStatus.completed.value:
+                done += w
+            elif status == RunStatus.running.value:
+                done += w * (frac or 0.0)
+        c.execute(update(_T).where(_T.c.id == task_id).values(progress=round(100.0 * done, 2)))
+
+    def set_pgids(self, run_id: str, pgids: list[int]) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(_R).where(_R.c.id == run_id).values(pgids=pgids))
+
+    def request_cancel(self, run_id: str) -> dict | None:
+        with self.engine.begin() as c:
+            c.execute(update(_R).where(and_(_R.c.id == run_id,
+                                            _R.c.status.in_([s.value for s in ACTIVE])))
+                      .values(cancel_requested=True))
+            return self._get_run(c, run_id)
+
+    def get_run(self, run_id: str) -> dict | None:
+        with self.engine.connect() as c:
+            return self._get_run(c, run_id)
+
+    @staticmethod
+    def _get_run(c: Connection, run_id: str) -> dict | None:
+        return _row(c.execute(select(_R).where(_R.c.id == run_id)).mappings().first())
+
+    def list_runs(self, task_id: str, step: str | None = None) -> list[dict]:
+        where = [_R.c.task_id == task_id] + ([_R.c.step == step] if step else [])
+        with self.engine.connect() as c:
+            rows = c.execute(select(_R).where(*where).order_by(_R.c.created_at))
+            return [_row(m) for m in rows.mappings()]
+
+    def latest_run(self, task_id: str) -> dict | None:
+        with self.engine.connect() as c:
+            q = select(_R).where(_R.c.task_id == task_id).order_by(_R.c.created_at.desc()).limit(1)
+            return _row(c.execute(q).mappings().first())
+
+    def active_runs(self) -> list[dict]:
+        with self.engine.connect() as c:
+            q = select(_R).where(_R.c.status.in_([s.value for s in ACTIVE])).order_by(_R.c.created_at)
+            return [_row(m) for m in c.execute(q).mappings()]
+
+    def fail_interrupted(self, run_id: str) -> dict | None:
+        try:
+            return self.finish_run(run_id, RunStatus.failed, reason=Reason.interrupted.value,
+                                   error_message="interrupted: the service stopped while this step "
+                                                 "was active; run the step again to continue")
+        except RunStateConflict:
+            return None

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up the test environment (first run) and run the whole test suite.
+#   ./run_tests.sh [pytest args]
+# Real-engine tests run when GSV_ROOT (and GSV_PYTHON) point at a GPT-SoVITS checkout; else they skip.
+# Store tests also run on PostgreSQL when TEST_DATABASE_URL is set.
+cd "$(dirname "$0")"
+source ./scripts_common.sh
+ensure_system_tools ffmpeg espeak-ng
+ensure_venv requirements-dev.txt
+exec "$VENV/bin/python" -m pytest -q "$@"

@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Start the GPT-SoVITS training service: `python training_service.py --host 0.0.0.0 --port 8000`.
+
+Configuration comes from environment variables or .env (see README: GSV_ROOT, GSV_PYTHON, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="GPT-SoVITS training service (Swagger UI at /docs)")
+    p.add_argument("-H", "--host", default="0.0.0.0", help="bind address (default 0.0.0.0)")
+    p.add_argument("-p", "--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    import uvicorn
+
+    args = parse_args(argv)
+    uvicorn.run("gsv_service.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=args.log_level, timeout_graceful_shutdown=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gsv_service import __version__
 from gsv_service.engine import load_engine
 from gsv_service.errors import ServiceError
+from gsv_service.pipeline import PipelineService
+from gsv_service.pipeline_records import PipelineRecords
 from gsv_service.runner import LocalRunner
 from gsv_service.settings import Settings
 from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = Store(make_engine(settings.db_url), STEP_NAMES, WEIGHTS)
     runner = LocalRunner(store, settings, max_workers=settings.max_concurrent_runs)
     service = TaskService(settings, store, runner, load_engine(settings))
+    pipelines = PipelineService(service, PipelineRecords(store.engine), settings.pipeline_parallel)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -77,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Path(settings.task_root).mkdir(parents=True, exist_ok=True)
         for run in runner.recover():
             log.warning("run %s (%s of task %s) was interrupted", run["id"], run["step"], run["task_id"])
+        for rec in pipelines.recover():
+            log.warning("pipeline %s of task %s was interrupted", rec["id"], rec["task_id"])
         log.info("service started: store=%s engine=%s", store.engine.url.get_backend_name(),
                  service.engine.root if service.engine else None)
         yield
@@ -87,11 +92,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Train GPT-SoVITS voices over HTTP: upload audio, run the 11 steps (or "
                               "the whole pipeline), follow progress and logs, download the weights.")
     app.state.service = service
+    app.state.pipelines = pipelines
     app.state.settings = settings
     _install_error_handlers(app)
 
-    from gsv_service.api import files, logs, system, tasks
-    for module in (tasks, files, logs, system):
+    from gsv_service.api import events, files, logs, models, pipeline, system, tasks
+    for module in (tasks, pipeline, files, logs, events, system, models):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

@@ -90,6 +90,42 @@ class Engine:
     def argv(self, key: str, *args: str) -> list[str]:
         return [self.python, "-s", str(self.script(key)), *args]
 
+    def s2_template(self, version: str) -> Path:
+        return self.root / "GPT_SoVITS" / "configs" / S2_TEMPLATES[version]
+
+    def s1_template(self, version: str) -> Path:
+        return self.root / "GPT_SoVITS" / "configs" / S1_TEMPLATES[version]
+
+    def feature_env(self, stage: str, version: str, common: dict[str, str],
+                    pretrained_s2G: Path | None = None) -> dict[str, str]:
+        """Env of one prepare_datasets shard: the web UI's variables for that script."""
+        extra = {**common, "version": version}
+        if stage == "text":
+            extra["bert_pretrained_dir"] = str(self.pretrained("bert"))
+        elif stage in ("hubert", "sv"):
+            extra["cnhubert_base_dir"] = str(self.pretrained("cnhubert"))
+            extra["sv_path"] = str(self.pretrained("sv"))
+        elif stage == "semantic":
+            extra["pretrained_s2G"] = str(pretrained_s2G or self.pretrained("s2G", version))
+            extra["s2config_path"] = str(self.s2_template(version))
+        return self.env(extra)
+
+    def required_models(self, stage: str, version: str) -> dict[str, Path]:
+        """Pretrained files a stage reads, by the setting that overrides each."""
+        need = {"text": {"GSV_BERT_DIR": self.pretrained("bert")},
+                "hubert": {"GSV_CNHUBERT_DIR": self.pretrained("cnhubert")},
+                "sv": {"GSV_SV_PATH": self.pretrained("sv")},
+                "semantic": {"pretrained_s2G": self.pretrained("s2G", version)},
+                "s2": {"pretrained_s2G": self.pretrained("s2G", version),
+                       "pretrained_s2D": self.pretrained("s2D", version)},
+                "s1": {"pretrained_s1": self.pretrained("s1", version)},
+                "infer": {"GSV_BERT_DIR": self.pretrained("bert"),
+                          "GSV_CNHUBERT_DIR": self.pretrained("cnhubert")}}
+        out = dict(need[stage])
+        if stage == "infer" and version in ("v2Pro", "v2ProPlus"):
+            out["GSV_SV_PATH"] = self.pretrained("sv")
+        return out
+
     def status(self) -> dict:
         missing = [k for k in SCRIPTS if not self.script(k).is_file()]
         models = {k: self.pretrained(k).exists() for k in ("bert", "cnhubert", "sv")}
@@ -145,6 +181,45 @@ def visible_gpus(settings: Settings) -> list[str]:
     if settings.gpus is not None:
         return [g.strip() for g in settings.gpus.replace("-", ",").split(",") if g.strip()]
     return list(_nvidia_gpus())
+
+
+class DeviceError(ValueError):
+    """The task asks for GPUs this service does not have."""
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """Where a step's engine processes run: one entry per task GPU id (None = a CPU process)."""
+
+    devices: tuple[str | None, ...]
+    is_half: bool
+
+    @property
+    def cuda(self) -> bool:
+        return self.devices[0] is not None
+
+    def visible(self, i: int) -> str:
+        """_CUDA_VISIBLE_DEVICES of shard i: its GPU, or none at all on a CPU-only service."""
+        return self.devices[i % len(self.devices)] or ""
+
+    @property
+    def gpu_numbers(self) -> str:
+        """s2_train's train.gpu_numbers ("0-1"); "0" on CPU, where upstream ignores it."""
+        return "-".join(d or "0" for d in self.devices) if self.cuda else "0"
+
+
+def device_plan(settings: Settings, gpu_ids: list[str], is_half: bool | None) -> DevicePlan:
+    """CUDA only when the service has GPUs; half precision defaults to on with CUDA and is
+    always off on CPU (upstream does the same: is_half and torch.cuda.is_available())."""
+    gpus = visible_gpus(settings)
+    if not gpus:
+        return DevicePlan(tuple(None for _ in gpu_ids), False)
+    unknown = [g for g in gpu_ids if g not in gpus]
+    if unknown:
+        raise DeviceError(f"the task's gpu_id names GPU {', '.join(unknown)}, which this service "
+                          f"does not have (its GPUs: {', '.join(gpus)}; GSV_GPUS); change the "
+                          "task's gpu_id")
+    return DevicePlan(tuple(gpu_ids), True if is_half is None else is_half)
 
 
 def ffmpeg_path() -> str | None:

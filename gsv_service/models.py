@@ -30,6 +30,7 @@ class Task(Base):
     # The run that owns the task right now; set with a conditional UPDATE so that two
     # concurrent requests (or two worker processes) can never both start a step.
     active_run_id: Mapped[str | None] = mapped_column(String(36))
+    active_pipeline_id: Mapped[str | None] = mapped_column(String(36))  # a pipeline owns the task
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -66,6 +67,62 @@ class StepRun(Base):
     owner: Mapped[str | None] = mapped_column(String(80))  # "pid:start_time" of the service process
     pgids: Mapped[list | None] = mapped_column(JSON)        # process groups of live children
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    pipeline_id: Mapped[str | None] = mapped_column(String(36))
+    resources: Mapped[dict | None] = mapped_column(JSON)   # {"gpus": [...]} or {"cpu_slots": 1}
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Event(Base):
+    """What happened to a task, in order: state changes, progress, log lines. The id is the
+    Server-Sent Events id, so a client that reconnects with Last-Event-ID misses nothing."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_task_id_id", "task_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(36))
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(20))
+    data: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Lease(Base):
+    """A GPU (or CPU slot) held by a run. The primary key makes double booking impossible,
+    across threads and worker processes alike."""
+
+    __tablename__ = "leases"
+
+    resource: Mapped[str] = mapped_column(String(40), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), index=True)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SchedulerLock(Base):
+    """One row; scheduling decisions update it first, which serialises them (SQLite and PostgreSQL)."""
+
+    __tablename__ = "scheduler_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Pipeline(Base):
+    """A run of several steps in dependency order (POST /task/{id}/run)."""
+
+    __tablename__ = "pipelines"
+    __table_args__ = (Index("ix_pipelines_task_created", "task_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20))
+    spec: Mapped[dict] = mapped_column(JSON)          # steps, steps_params, stop_after_asr_for_review
+    failed_step: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(40))
+    owner: Mapped[str | None] = mapped_column(String(80))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

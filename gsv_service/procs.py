@@ -101,7 +101,10 @@ class LogTail:
                         parts.append(self._partial[:MAX_LINE])
                         self._partial = b""
                     for raw in parts:
-                        yield raw.rstrip(b"\r").decode("utf-8", "replace")
+                        # progress bars redraw with \r: each redraw is a line of its own
+                        for seg in raw.split(b"\r"):
+                            if seg:
+                                yield seg.decode("utf-8", "replace")
         except FileNotFoundError:
             return
         if final and self._partial:

@@ -22,11 +22,13 @@ import psutil
 
 from gsv_service.procs import Command, LogTail, group_alive, kill_group, process_alive, spawn
 from gsv_service.states import Reason, RunStatus
+from gsv_service.scheduler import Scheduler
 from gsv_service.store import RunStateConflict, Store
 
 log = logging.getLogger("gsv_service.runner")
 
 PROGRESS_WRITE_INTERVAL_S = 0.5
+LOG_EVENT_INTERVAL_S = 0.5
 
 
 class StepFailed(Exception):
@@ -72,6 +74,8 @@ class RunContext:
     store: Store
     cancel_event: threading.Event
     step_status: dict = field(default_factory=dict)  # step -> status when the run was accepted
+    leases: list = field(default_factory=list)        # "gpu:0", "cpu:0", ... held while it runs
+    events: object | None = None                      # EventLog: log lines go to live followers
     _last_progress_write: float = 0.0
     _live: list = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -89,6 +93,11 @@ class RunContext:
             return
         self._last_progress_write = now
         self.store.set_progress(self.run_id, fraction, message, metrics)
+
+    @property
+    def gpu_ids(self) -> list[str]:
+        """GPUs leased to this run (empty on a CPU machine)."""
+        return [r.split(":", 1)[1] for r in self.leases if r.startswith("gpu:")]
 
     @property
     def cancelled(self) -> bool:
@@ -118,12 +127,18 @@ class RunContext:
             with self._lock:
                 self._live = procs
             self.store.set_pgids(self.run_id, [p.pid for p in procs])
-            last_poll = 0.0
+            last_poll = last_flush = 0.0
+            pending: list[str] = []
             while True:
                 done = all(p.poll() is not None for p in procs)
                 for line in tail.lines(final=done):
+                    pending.append(line)
                     if on_line:
                         on_line(line)
+                if pending and (done or time.monotonic() - last_flush >= LOG_EVENT_INTERVAL_S):
+                    last_flush = time.monotonic()
+                    self._publish_lines(pending)
+                    pending = []
                 if poll and (done or time.monotonic() - last_poll >= poll_interval):
                     last_poll = time.monotonic()
                     poll()
@@ -142,6 +157,10 @@ class RunContext:
             with self._lock:
                 self._live = []
 
+    def _publish_lines(self, lines: list[str]) -> None:
+        if self.events is not None:
+            self.events.append_log_lines(self.task_id, self.run_id, self.step, lines)
+
     def _kill(self, procs: list) -> None:
         for p in procs:
             if p.poll() is None or group_alive(p.pid):
@@ -152,43 +171,104 @@ class RunContext:
 StepExecutor = Callable[[RunContext], dict]
 
 
-class LocalRunner:
-    """Executes runs on a bounded pool of threads in this process."""
+@dataclass
+class _Job:
+    run: dict
+    make_context: Callable[[dict, threading.Event], RunContext]
+    execute: StepExecutor
+    invalidates: list[str]
+    cancel: threading.Event = field(default_factory=threading.Event)
+    leases: list[str] = field(default_factory=list)
 
-    def __init__(self, store: Store, settings, max_workers: int):
+
+class LocalRunner:
+    """Executes runs on threads of this process: at most `max_workers` at once, and runs that
+    need GPUs (or CPU slots) only once the scheduler leases them."""
+
+    def __init__(self, store: Store, settings, max_workers: int, scheduler: Scheduler | None = None):
         self.store = store
         self.settings = settings
         self.owner = owner_id()
+        self.scheduler = scheduler or Scheduler(store.engine, getattr(settings, "cpu_slots", 1))
+        self.max_workers = max_workers
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="run")
-        self._cancel: dict[str, threading.Event] = {}
+        self._jobs: dict[str, _Job] = {}        # every run of this process not yet finished
+        self._waiting: list[str] = []          # accepted, not yet started, in arrival order
+        self._running = 0
         self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._stopping = False
+        self._listeners: list[Callable[[dict], None]] = []
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatch", daemon=True)
+        self._dispatcher.start()
+
+    def on_finished(self, fn: Callable[[dict], None]) -> None:
+        """Call fn(run_row) after every run of this process ends (pipelines, webhooks)."""
+        self._listeners.append(fn)
 
     def submit(self, run: dict, make_context: Callable[[dict, threading.Event], RunContext],
                execute: StepExecutor, invalidates: list[str]) -> None:
-        ev = threading.Event()
         with self._lock:
-            self._cancel[run["id"]] = ev
-        self._pool.submit(self._execute, run, make_context, execute, invalidates, ev)
+            self._jobs[run["id"]] = _Job(run, make_context, execute, invalidates)
+            self._waiting.append(run["id"])
+        self._dispatch()
 
-    def _execute(self, run, make_context, execute, invalidates, ev) -> None:
-        run_id = run["id"]
+    def _dispatch_loop(self) -> None:
+        # Other processes free GPUs too, so waiting runs are retried periodically as well.
+        while not self._stopping:
+            self._wake.wait(0.25)
+            self._wake.clear()
+            if self._waiting:
+                try:
+                    self._dispatch()
+                except Exception:
+                    log.exception("dispatch failed")
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            slots = self.max_workers - self._running
+            if slots <= 0 or not self._waiting:
+                return
+            plain = [r for r in self._waiting if not self._jobs[r].run.get("resources")]
+            needy = {r for r in self._waiting if self._jobs[r].run.get("resources")}
+            granted = self.scheduler.acquire(needy) if needy else {}
+            start = [r for r in self._waiting if r in granted or r in plain][:slots]
+            for rid in set(granted) - set(start):  # over the cap: give the GPUs back for now
+                with self.store.engine.begin() as c:
+                    Scheduler.release(c, rid)
+            for rid in start:
+                self._waiting.remove(rid)
+                self._jobs[rid].leases = granted.get(rid, [])
+                self._running += 1
+                self._pool.submit(self._execute, self._jobs[rid])
+
+    def _execute(self, job: _Job) -> None:
+        run_id = job.run["id"]
         try:
-            if ev.is_set():
+            if job.cancel.is_set():
                 return  # cancelled while queued; cancel() already recorded it
             try:
                 self.store.mark_running(run_id, self.owner)
             except RunStateConflict:
                 return
-            ctx = make_context(run, ev)
-            self._finish(ctx, execute, invalidates)
+            ctx = job.make_context(job.run, job.cancel)
+            ctx.leases = job.leases
+            self._finish(ctx, job.execute, job.invalidates)
         except Exception:  # never lose a run: the record must leave `running`
             log.exception("run %s crashed in the runner", run_id)
             self._safe_finish(run_id, RunStatus.failed, error_message="internal error in the service "
                               "runner; see the service log", reason=Reason.error.value)
         finally:
             with self._lock:
-                self._cancel.pop(run_id, None)
+                self._jobs.pop(run_id, None)
+                self._running -= 1
+            self._wake.set()
+            row = self.store.get_run(run_id)
+            for fn in self._listeners:
+                try:
+                    fn(row)
+                except Exception:
+                    log.exception("run listener failed")
 
     def _finish(self, ctx: RunContext, execute: StepExecutor, invalidates: list[str]) -> None:
         try:
@@ -230,13 +310,16 @@ class LocalRunner:
         run_id = run["id"]
         self.store.request_cancel(run_id)
         with self._lock:
-            ev = self._cancel.get(run_id)
-        if ev is not None:
-            ev.set()
+            job = self._jobs.get(run_id)
+            if job is not None:
+                job.cancel.set()
+                if run_id in self._waiting:
+                    self._waiting.remove(run_id)
+                    self._jobs.pop(run_id, None)
         if run["status"] == RunStatus.queued.value:
             self._safe_finish(run_id, RunStatus.cancelled, reason=Reason.cancelled_by_user.value,
                               error_message="cancelled before it started")
-        elif ev is None:
+        elif job is None:
             # Owned by another process of this service: stop its children directly; that
             # process records the outcome. If its owner is gone, record it here.
             for pgid in run.get("pgids") or []:
@@ -251,7 +334,7 @@ class LocalRunner:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                if not self._cancel:
+                if not self._jobs:
                     return True
             time.sleep(0.05)
         return False
@@ -274,8 +357,12 @@ class LocalRunner:
     def shutdown(self) -> None:
         """Stop what runs here (recorded as interrupted) and wait for the threads."""
         self._stopping = True
+        self._wake.set()
         with self._lock:
-            events = list(self._cancel.values())
-        for ev in events:
-            ev.set()
+            jobs = list(self._jobs.values())
+            self._waiting.clear()
+        for job in jobs:
+            job.cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=False)
+        for job in jobs:  # never started: record them as interrupted too
+            self.store.fail_interrupted(job.run["id"])

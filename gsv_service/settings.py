@@ -32,6 +32,10 @@ class Settings(BaseSettings):
                              description='GPU ids the service may use, e.g. "0,1"; empty = detect')
     kill_grace_s: float = Field(10.0, ge=0.1, validation_alias=_env("GSV_KILL_GRACE_S"),
                                 description="seconds between SIGTERM and SIGKILL on cancel")
+    cpu_slots: int = Field(1, ge=1, le=64, validation_alias=_env("GSV_CPU_SLOTS"),
+                           description="engine steps running at once on a machine without GPUs")
+    pipeline_parallel: bool = Field(True, validation_alias=_env("GSV_PIPELINE_PARALLEL"),
+                                    description="pipelines run independent steps at the same time")
     max_concurrent_runs: int = Field(4, ge=1, validation_alias=_env("GSV_MAX_CONCURRENT_RUNS"))
     # Pretrained model overrides (default: the checkout's GPT_SoVITS/pretrained_models layout).
     pretrained_dir: Path | None = Field(None, validation_alias=_env("GSV_PRETRAINED_DIR"))

@@ -24,6 +24,15 @@ class TaskStatus(str, Enum):
     completed = "completed"
     failed = "failed"
     cancelled = "cancelled"
+    awaiting_review = "awaiting_review"  # a pipeline paused after ASR for the user to check transcripts
+
+
+class PipelineStatus(str, Enum):
+    running = "running"
+    awaiting_review = "awaiting_review"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
 
 
 ACTIVE = frozenset({RunStatus.queued, RunStatus.running})

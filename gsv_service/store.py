@@ -18,10 +18,11 @@ from sqlalchemy import and_, create_engine, delete, event, func, insert, select,
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from gsv_service.models import StepRun, Task, TaskStep, utcnow
+from gsv_service.models import Event, Pipeline, StepRun, Task, TaskStep, utcnow
+from gsv_service.scheduler import Scheduler
 from gsv_service.states import ACTIVE, Reason, RunStatus, TaskStatus, sources_of, task_status_for_run
 
-_T, _S, _R = Task.__table__, TaskStep.__table__, StepRun.__table__
+_T, _S, _R, _E = Task.__table__, TaskStep.__table__, StepRun.__table__, Event.__table__
 
 
 class TaskBusy(Exception):
@@ -80,6 +81,11 @@ def _row(m: Mapping | None) -> dict | None:
         if k in d:
             d[k] = _aware(d[k])
     return d
+
+
+def emit(c: Connection, task_id: str, run_id: str | None, type_: str, data: dict) -> None:
+    """Append an event in the caller's transaction: it exists exactly when the change does."""
+    c.execute(insert(_E).values(task_id=task_id, run_id=run_id, type=type_, data=data, created_at=utcnow()))
 
 
 class Store:
@@ -146,6 +152,8 @@ class Store:
 
     def delete_task(self, task_id: str) -> None:
         with self.engine.begin() as c:
+            c.execute(delete(_E).where(_E.c.task_id == task_id))
+            c.execute(delete(Pipeline.__table__).where(Pipeline.__table__.c.task_id == task_id))
             c.execute(delete(_R).where(_R.c.task_id == task_id))
             c.execute(delete(_S).where(_S.c.task_id == task_id))
             c.execute(delete(_T).where(_T.c.id == task_id))
@@ -155,25 +163,32 @@ class Store:
             c.execute(update(_T).where(_T.c.id == task_id).values(config=config, updated_at=utcnow()))
 
     # ---------- runs ----------
-    def start_run(self, task_id: str, step: str, params: dict, log_path_for, owner: str | None = None) -> dict:
-        """Create a queued run and make it the task's active run, atomically.
-
-        Raises TaskBusy when another run owns the task (checked with a conditional UPDATE, so
-        it holds across threads and worker processes alike).
-        """
+    def start_run(self, task_id: str, step: str, params: dict, log_path_for, owner: str | None = None,
+                  resources: dict | None = None, pipeline_id: str | None = None) -> dict:
+        """Create a queued run. A manual run must take the task's lock (a conditional UPDATE, so
+        it holds across threads and worker processes alike); a pipeline's run needs the
+        pipeline to own the task. Raises TaskBusy otherwise."""
         run_id, now = uuid.uuid4().hex, utcnow()
         with self.engine.begin() as c:
-            took = c.execute(update(_T).where(and_(_T.c.id == task_id, _T.c.active_run_id.is_(None)))
-                             .values(active_run_id=run_id, status=TaskStatus.queued.value,
-                                     current_step=step, error_message=None, updated_at=now))
-            if took.rowcount != 1:
+            if pipeline_id is None:
+                cond = and_(_T.c.id == task_id, _T.c.active_run_id.is_(None),
+                            _T.c.active_pipeline_id.is_(None))
+                values = dict(active_run_id=run_id, status=TaskStatus.queued.value, current_step=step,
+                              error_message=None, updated_at=now)
+            else:
+                cond = and_(_T.c.id == task_id, _T.c.active_pipeline_id == pipeline_id)
+                values = dict(current_step=step, updated_at=now)
+            if c.execute(update(_T).where(cond).values(**values)).rowcount != 1:
                 active = c.execute(select(_T.c.active_run_id).where(_T.c.id == task_id)).scalar()
                 raise TaskBusy(self._get_run(c, active) if active else None)
-            c.execute(insert(_R).values(id=run_id, task_id=task_id, step=step,
-                                        status=RunStatus.queued.value, params=params, progress=0.0, owner=owner,
+            c.execute(insert(_R).values(id=run_id, task_id=task_id, step=step, owner=owner,
+                                        status=RunStatus.queued.value, params=params, progress=0.0,
+                                        resources=resources, pipeline_id=pipeline_id,
                                         log_path=str(log_path_for(run_id)), created_at=now))
             self._set_step(c, task_id, step, RunStatus.queued, run_id, now)
             self._refresh_progress(c, task_id)
+            emit(c, task_id, run_id, "state", {"step": step, "status": RunStatus.queued.value,
+                                               "pipeline_id": pipeline_id})
         return self.get_run(run_id)
 
     def _set_step(self, c: Connection, task_id: str, step: str, status: RunStatus, run_id: str, now) -> None:
@@ -188,11 +203,22 @@ class Store:
         if res.rowcount != 1:
             raise RunStateConflict(f"run {run_id} cannot move from {run and run['status']} to {new.value}")
         self._set_step(c, run["task_id"], run["step"], new, run_id, now)
-        task_values: dict[str, Any] = dict(status=task_status_for_run(new).value, updated_at=now)
         if new not in ACTIVE:
-            task_values["active_run_id"] = None
-            task_values["error_message"] = values.get("error_message")
-        c.execute(update(_T).where(_T.c.id == run["task_id"]).values(**task_values))
+            Scheduler.release(c, run_id)
+        if run["pipeline_id"]:  # the pipeline sets the task's status when it ends
+            if new == RunStatus.running:
+                c.execute(update(_T).where(_T.c.id == run["task_id"])
+                          .values(status=TaskStatus.running.value, updated_at=now))
+        else:
+            task_values: dict[str, Any] = dict(status=task_status_for_run(new).value, updated_at=now)
+            if new not in ACTIVE:
+                task_values["active_run_id"] = None
+                task_values["error_message"] = values.get("error_message")
+            c.execute(update(_T).where(and_(_T.c.id == run["task_id"], _T.c.active_run_id == run_id))
+                      .values(**task_values))
+        emit(c, run["task_id"], run_id, "state", {
+            "step": run["step"], "status": new.value, "reason": run["reason"],
+            "error_message": run["error_message"], "pipeline_id": run.get("pipeline_id")})
         return run
 
     def mark_running(self, run_id: str, owner: str) -> dict:
@@ -234,8 +260,10 @@ class Store:
             res = c.execute(update(_R).where(and_(_R.c.id == run_id,
                                                   _R.c.status == RunStatus.running.value)).values(**values))
             if res.rowcount:
-                task_id = c.execute(select(_R.c.task_id).where(_R.c.id == run_id)).scalar()
+                task_id, step = c.execute(select(_R.c.task_id, _R.c.step).where(_R.c.id == run_id)).one()
                 self._refresh_progress(c, task_id)
+                emit(c, task_id, run_id, "progress", {"step": step, "progress": values["progress"],
+                                                      "message": message, "metrics": metrics})
 
     def _refresh_progress(self, c: Connection, task_id: str) -> None:
         """Task progress in percent: finished steps by weight, plus the active run's fraction."""

@@ -5,14 +5,16 @@ The API calls only this; this calls the store, the step registry, the runner and
 
 from __future__ import annotations
 
-import threading
+import time
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from gsv_service.engine import EngineUnavailable, require_engine
+from gsv_service.engine import EngineUnavailable, require_engine, visible_gpus
+from gsv_service.events import EventLog
 from gsv_service.errors import BadRequest, Conflict, DependencyMissing, NotFound, Unprocessable
 from gsv_service.runner import LocalRunner, RunContext
+from gsv_service.scheduler import requirement
 from gsv_service.settings import Settings
 from gsv_service.states import ACTIVE, RunStatus
 from gsv_service.steps.base import ARTIFACTS, StepSpec
@@ -37,6 +39,7 @@ class TaskService:
         self.runner = runner
         self.engine = engine
         self.task_root = Path(settings.task_root).resolve()
+        self.events = EventLog(store.engine)
 
     # ---------- tasks ----------
     def create(self, name: str, config: TaskConfig) -> dict:
@@ -86,12 +89,21 @@ class TaskService:
         return run
 
     def _wait_finished(self, run_id: str, timeout: float) -> None:
-        done = threading.Event()
-        for _ in range(int(timeout / 0.05)):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             run = self.store.get_run(run_id)
             if run is None or run["status"] not in {s.value for s in ACTIVE}:
                 return
-            done.wait(0.05)
+            time.sleep(0.05)
+
+    def wait_released(self, task_id: str, timeout: float) -> None:
+        """Wait until no step or pipeline owns the task (after a cancel)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            task = self.store.get_task(task_id)
+            if task is None or not (task["active_run_id"] or task["active_pipeline_id"]):
+                return
+            time.sleep(0.05)
 
     # ---------- steps ----------
     def step_spec(self, step: str) -> StepSpec:
@@ -126,31 +138,57 @@ class TaskService:
         spec = self.step_spec(step)
         task = self.get(task_id)
         parsed = self.parse_params(spec, params)
-        if spec.needs_engine:
-            try:
-                require_engine(self.engine, step)
-            except EngineUnavailable as e:
-                raise DependencyMissing(str(e)) from None
-        ws = self.workspace(task)
+        self.check_engine(spec)
+        if task["active_pipeline_id"]:
+            raise Conflict(f"task {task_id} is running a pipeline, which owns the task until it ends; "
+                           "cancel it first (POST /api/v1/task/{task_id}/cancel)")
         if task["active_run_id"]:
             raise self._busy(task_id, self.store.get_run(task["active_run_id"]))
-        self.check_inputs(spec, task, ws)
+        self.check_inputs(spec, task, self.workspace(task))
+        return self.launch(task, spec, parsed)
+
+    def check_engine(self, spec: StepSpec) -> None:
+        if spec.needs_engine:
+            try:
+                require_engine(self.engine, spec.name)
+            except EngineUnavailable as e:
+                raise DependencyMissing(str(e)) from None
+
+    def resources_for(self, spec: StepSpec, cfg: TaskConfig) -> dict | None:
+        gpus = visible_gpus(self.settings)
+        unknown = [g for g in cfg.gpu_ids if gpus and g not in gpus]
+        if spec.needs_gpu and unknown:
+            raise Conflict(f"task gpu_id {cfg.gpu_id!r} names GPU {', '.join(unknown)}, but this service "
+                           f"has GPUs {', '.join(gpus)} (GSV_GPUS); create a task with a gpu_id from those")
+        return requirement(spec.needs_gpu, cfg.gpu_ids, gpus)
+
+    def launch(self, task: dict, spec: StepSpec, parsed, pipeline_id: str | None = None,
+               on_context=None) -> dict:
+        """Record a queued run and hand it to the runner (preconditions already checked)."""
+        ws = self.workspace(task)
+        cfg = TaskConfig.model_validate(task["config"])
+        resources = self.resources_for(spec, cfg)
         params_doc = parsed.model_dump(mode="json", by_alias=True)
         try:
-            run = self.store.start_run(task_id, step, params_doc, lambda rid: ws.run_log(step, rid),
-                                       owner=self.runner.owner)
+            run = self.store.start_run(task["id"], spec.name, params_doc,
+                                       lambda rid: ws.run_log(spec.name, rid), owner=self.runner.owner,
+                                       resources=resources, pipeline_id=pipeline_id)
         except TaskBusy as e:
-            raise self._busy(task_id, e.run) from None
+            raise self._busy(task["id"], e.run) from None
         step_status = {k: v["status"] for k, v in task["steps"].items()}
 
         def make_context(run_row: dict, cancel_event) -> RunContext:
             ws.ensure("logs")
-            return RunContext(run_id=run_row["id"], task_id=task_id, step=step, config=task["config"],
-                              workspace=ws, engine=self.engine, settings=self.settings,
-                              log_path=Path(run_row["log_path"]), store=self.store,
-                              cancel_event=cancel_event, step_status=step_status)
+            ctx = RunContext(run_id=run_row["id"], task_id=task["id"], step=spec.name,
+                             config=task["config"], workspace=ws, engine=self.engine,
+                             settings=self.settings, log_path=Path(run_row["log_path"]), store=self.store,
+                             cancel_event=cancel_event, step_status=step_status,
+                             events=self.events)
+            if on_context:
+                on_context(ctx)
+            return ctx
 
-        self.runner.submit(run, make_context, lambda ctx: spec.execute(ctx, parsed), consumers_of(step))
+        self.runner.submit(run, make_context, lambda ctx: spec.execute(ctx, parsed), consumers_of(spec.name))
         return run
 
     @staticmethod

@@ -32,7 +32,7 @@ def reset_postgres(url: str) -> None:
     from sqlalchemy import create_engine, text
     eng = create_engine(url)
     with eng.begin() as c:
-        c.execute(text("DROP TABLE IF EXISTS step_runs, task_steps, tasks, alembic_version CASCADE"))
+        c.execute(text("DROP TABLE IF EXISTS events, leases, scheduler_lock, pipelines, step_runs, task_steps, tasks, alembic_version CASCADE"))
     eng.dispose()
 
 

@@ -8,6 +8,7 @@ import orjson
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from gsv_service.pipeline import PipelineService
 from gsv_service.tasks import TaskService
 
 
@@ -16,6 +17,13 @@ def get_service(request: Request) -> TaskService:
 
 
 ServiceDep = Annotated[TaskService, Depends(get_service)]
+
+
+def get_pipelines(request: Request) -> PipelineService:
+    return request.app.state.pipelines
+
+
+PipelinesDep = Annotated[PipelineService, Depends(get_pipelines)]
 
 
 class JSON(Response):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
-from gsv_service.api.deps import JSON, ServiceDep
+from gsv_service.api.deps import JSON, PipelinesDep, ServiceDep
 from gsv_service.api.schemas import Message, RunOut, StepRequest, StepStarted, TaskCreate, TaskOut
 from gsv_service.api.views import run_view, task_view
 from gsv_service.states import TaskStatus
@@ -46,9 +46,14 @@ def run_step(task_id: str, step: str, svc: ServiceDep,
 
 
 @router.post("/task/{task_id}/cancel", response_model=Message)
-def cancel_task(task_id: str, svc: ServiceDep):
-    """Cancel the running or queued step: SIGTERM to its process groups, SIGKILL after a grace."""
-    run = svc.cancel(task_id, wait=False)
+def cancel_task(task_id: str, pipelines: PipelinesDep):
+    """Cancel the running or queued step, or the running pipeline with its steps: SIGTERM to
+    their process groups, SIGKILL after a grace period."""
+    out = pipelines.cancel(task_id)
+    if out["pipeline"]:
+        return JSON({"message": "cancelling the pipeline and its running steps", "task_id": task_id,
+                     "cancelled": True, "pipeline_id": out["pipeline"]["id"]})
+    run = out["run"]
     if run is None:
         return JSON({"message": "no step is running", "task_id": task_id, "cancelled": False})
     return JSON({"message": f"cancelling step {run['step']} (run {run['id']})", "task_id": task_id,
@@ -56,8 +61,12 @@ def cancel_task(task_id: str, svc: ServiceDep):
 
 
 @router.delete("/task/{task_id}", response_model=Message)
-def delete_task(task_id: str, svc: ServiceDep):
-    """Delete a task and its folder; a running step is cancelled first."""
+def delete_task(task_id: str, svc: ServiceDep, pipelines: PipelinesDep):
+    """Delete a task and its folder; a running step or pipeline is cancelled first."""
+    task = svc.get(task_id)
+    if task["active_pipeline_id"]:
+        pipelines.cancel(task_id)
+        svc.wait_released(task_id, svc.settings.kill_grace_s + 15)
     svc.delete(task_id, force=True)
     return JSON({"message": "task deleted", "task_id": task_id})
 

@@ -1,0 +1,77 @@
+"""Live task events: Server-Sent Events (with Last-Event-ID resume) and a WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
+from sse_starlette.sse import EventSourceResponse
+
+from gsv_service.api.deps import ServiceDep
+from gsv_service.errors import NotFound
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+
+
+def _payload(ev: dict) -> dict:
+    return {"id": ev["id"], "type": ev["type"], "run_id": ev["run_id"], "created_at": ev["created_at"],
+            **ev["data"]}
+
+
+def _start_id(last_event_id: str | None, after: int | None) -> int:
+    for value in (last_event_id, after):
+        if value is not None and str(value).strip().isdigit():
+            return int(value)
+    return 0
+
+
+@router.get("/task/{task_id}/events")
+async def events(task_id: str, svc: ServiceDep, request: Request,
+                 last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+                 after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None):
+    """Server-Sent Events: `state` (step run status), `progress` (fraction, message, epoch/step/
+    losses), `log` (batches of log lines), `pipeline`. Each event's id can be sent back as
+    Last-Event-ID (or ?after=) to resume without missing anything."""
+    await asyncio.to_thread(svc.get, task_id)
+    start = _start_id(last_event_id, after)
+
+    async def stream():
+        async for ev in svc.events.follow(task_id, start, request.is_disconnected):
+            yield {"id": str(ev["id"]), "event": ev["type"],
+                   "data": orjson.dumps(_payload(ev)).decode()}
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+@router.websocket("/task/{task_id}/ws")
+async def events_ws(websocket: WebSocket, task_id: str, after: int = 0):
+    """The same events as /events, as JSON messages over a WebSocket (?after= to resume)."""
+    svc = websocket.app.state.service
+    try:
+        await asyncio.to_thread(svc.get, task_id)
+    except NotFound as e:
+        await websocket.close(code=4404, reason=e.detail[:120])
+        return
+    await websocket.accept()
+    closed = asyncio.Event()
+
+    async def gone() -> bool:
+        return closed.is_set()
+
+    async def watch_close():
+        try:
+            while True:
+                await websocket.receive_text()
+        except WebSocketDisconnect:
+            closed.set()
+
+    watcher = asyncio.create_task(watch_close())
+    try:
+        async for ev in svc.events.follow(task_id, after, gone):
+            await websocket.send_text(orjson.dumps(_payload(ev)).decode())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        watcher.cancel()

@@ -1,0 +1,44 @@
+"""The one-call pipeline: run steps in dependency order, pause for review, continue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from gsv_service.api.deps import JSON, PipelinesDep
+from gsv_service.pipeline import PipelineRequest
+
+router = APIRouter(prefix="/api/v1", tags=["pipeline"])
+
+
+def pipeline_view(rec: dict) -> dict:
+    return {"pipeline_id": rec["id"], "task_id": rec["task_id"], "status": rec["status"],
+            "steps": rec["spec"]["steps"], "parallel": rec["spec"]["parallel"],
+            "stop_after_asr_for_review": rec["spec"]["stop_after_asr_for_review"],
+            "failed_step": rec["failed_step"], "error_message": rec["error_message"],
+            "reason": rec["reason"], "created_at": rec["created_at"], "finished_at": rec["finished_at"]}
+
+
+@router.post("/task/{task_id}/run", status_code=202)
+def run_pipeline(task_id: str, pipelines: PipelinesDep,
+                 body: Annotated[PipelineRequest | None, Body()] = None):
+    """Run steps from_step..to_step in the background, in dependency order. Completed steps are
+    kept, failed/stale/never-run ones run; call again to resume after a failure or a restart."""
+    rec = pipelines.start(task_id, body or PipelineRequest())
+    return JSON({"message": f"pipeline started: {', '.join(rec['spec']['steps'])}",
+                 **pipeline_view(rec)}, status_code=202)
+
+
+@router.get("/task/{task_id}/pipeline")
+def get_pipeline(task_id: str, pipelines: PipelinesDep):
+    """The task's latest pipeline: status, steps, and the failing step and reason if it failed."""
+    return JSON(pipeline_view(pipelines.latest(task_id)))
+
+
+@router.post("/task/{task_id}/transcripts/approve", status_code=202)
+def approve_transcripts(task_id: str, pipelines: PipelinesDep):
+    """Continue a pipeline paused after asr_transcribe (status awaiting_review)."""
+    rec = pipelines.approve(task_id)
+    return JSON({"message": "transcripts approved; pipeline continues", **pipeline_view(rec)},
+                status_code=202)

@@ -1,0 +1,52 @@
+"""The task event log: reading it in order (SSE, WebSocket) and appending batches of log lines.
+
+State and progress events are written by the store in the same transaction as the change they
+describe; log lines are appended here in batches by running steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from sqlalchemy import and_, insert, select
+from sqlalchemy.engine import Engine
+
+from gsv_service.models import Event, utcnow
+
+_E = Event.__table__
+MAX_LINE_CHARS = 2000
+MAX_LINES_PER_BATCH = 200
+
+
+class EventLog:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def since(self, task_id: str, after_id: int, limit: int = 500) -> list[dict]:
+        q = (select(_E.c.id, _E.c.run_id, _E.c.type, _E.c.data, _E.c.created_at)
+             .where(and_(_E.c.task_id == task_id, _E.c.id > after_id)).order_by(_E.c.id).limit(limit))
+        with self.engine.connect() as c:
+            return [dict(m) for m in c.execute(q).mappings()]
+
+    def append_log_lines(self, task_id: str, run_id: str, step: str, lines: list[str]) -> None:
+        """One event per batch; a flood keeps its last lines and says how many it skipped."""
+        if not lines:
+            return
+        skipped = max(0, len(lines) - MAX_LINES_PER_BATCH)
+        kept = [ln[:MAX_LINE_CHARS] for ln in lines[-MAX_LINES_PER_BATCH:]]
+        with self.engine.begin() as c:
+            c.execute(insert(_E).values(task_id=task_id, run_id=run_id, type="log", created_at=utcnow(),
+                                        data={"step": step, "lines": kept, "skipped": skipped}))
+
+    async def follow(self, task_id: str, after_id: int, is_done: Callable[[], Awaitable[bool]],
+                     poll_s: float = 0.25) -> AsyncIterator[dict]:
+        """Events after `after_id`, as they come, until is_done() says the client is gone."""
+        last = after_id
+        while not await is_done():
+            batch = await asyncio.to_thread(self.since, task_id, last)
+            for ev in batch:
+                last = ev["id"]
+                yield ev
+            if len(batch) < 500:
+                await asyncio.sleep(poll_s)

@@ -1,0 +1,238 @@
+"""Runs a task's steps in dependency order in the background (POST /api/v1/task/{id}/run).
+
+The graph comes from the steps' declared inputs and outputs: a step waits for the steps in the
+plan that produce what it reads. Steps already completed (and not stale) are kept; failed, stale
+and never-run steps run. The first failure stops new launches; steps already running finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gsv_service.errors import Conflict, NotFound, ServiceError, Unprocessable
+from gsv_service.pipeline_records import PipelineRecords
+from gsv_service.runner import owner_alive
+from gsv_service.states import ACTIVE, PipelineStatus, Reason, RunStatus, TaskStatus
+from gsv_service.steps.base import ARTIFACTS
+from gsv_service.steps.registry import BY_NAME, STEP_NAMES
+from gsv_service.task_config import TaskConfig
+from gsv_service.tasks import TaskService
+
+log = logging.getLogger("gsv_service.pipeline")
+_ACTIVE = {s.value for s in ACTIVE}
+StepName = Annotated[str, Field(max_length=40)]
+
+
+class PipelineRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_step: StepName | None = Field(None, description="first step; given, it runs again even if completed")
+    to_step: StepName | None = Field(None, description="last step (default: test_inference)")
+    steps_params: dict[StepName, dict] = Field(default_factory=dict, description="params per step name")
+    stop_after_asr_for_review: bool = Field(False, description="pause after asr_transcribe (status "
+                                            "awaiting_review) until POST .../transcripts/approve")
+    parallel: bool | None = Field(None, description="run independent steps at the same time; default: "
+                                  "the service setting GSV_PIPELINE_PARALLEL")
+
+
+def dependencies(plan: list[str]) -> dict[str, set[str]]:
+    """step -> the steps of the plan that produce something it reads."""
+    deps = {}
+    for name in plan:
+        producers = {ARTIFACTS[a].produced_by for a in BY_NAME[name].all_inputs}
+        deps[name] = {p for p in producers if p in plan and p != name}
+    return deps
+
+
+class PipelineService:
+    def __init__(self, tasks: TaskService, records: PipelineRecords, default_parallel: bool):
+        self.tasks = tasks
+        self.records = records
+        self.default_parallel = default_parallel
+        self._wake: dict[str, threading.Event] = {}
+        tasks.runner.on_finished(self._on_run_finished)
+
+    # ---------- requests ----------
+    def start(self, task_id: str, req: PipelineRequest) -> dict:
+        task = self.tasks.get(task_id)
+        spec = self._plan(task, req)
+        rec = self.records.create(task_id, spec, self.tasks.runner.owner)
+        if rec is None:
+            raise Conflict(f"task {task_id} is busy (a step or a pipeline is running); wait for it or "
+                           "cancel it with POST /api/v1/task/{task_id}/cancel")
+        self._spawn(rec)
+        return rec
+
+    def _plan(self, task: dict, req: PipelineRequest) -> dict:
+        for name in [req.from_step, req.to_step, *req.steps_params]:
+            if name is not None:
+                self.tasks.step_spec(name)
+        i0 = STEP_NAMES.index(req.from_step) if req.from_step else 0
+        i1 = STEP_NAMES.index(req.to_step) if req.to_step else len(STEP_NAMES) - 1
+        if i0 > i1:
+            raise Unprocessable(f"from_step {req.from_step} comes after to_step {req.to_step}")
+        cfg = TaskConfig.model_validate(task["config"])
+        plan = [s for s in STEP_NAMES[i0:i1 + 1]
+                if s != "denoise_audio" or cfg.denoise or s in req.steps_params or s == req.from_step]
+        params = {}
+        for name in plan:
+            spec = BY_NAME[name]
+            params[name] = self.tasks.parse_params(spec, req.steps_params.get(name)).model_dump(
+                mode="json", by_alias=True)
+            self.tasks.check_engine(spec)
+        parallel = self.default_parallel if req.parallel is None else req.parallel
+        return {"steps": plan, "steps_params": params, "force": req.from_step,
+                "stop_after_asr_for_review": req.stop_after_asr_for_review, "reviewed": False,
+                "parallel": parallel}
+
+    def approve(self, task_id: str) -> dict:
+        """Continue a pipeline paused for transcript review."""
+        task = self.tasks.get(task_id)
+        rec = self.records.latest(task_id)
+        if task["status"] != TaskStatus.awaiting_review.value or not rec or \
+                rec["status"] != PipelineStatus.awaiting_review.value:
+            raise Conflict(f"task {task_id} is not waiting for a transcript review (status "
+                           f"{task['status']}); start a pipeline with stop_after_asr_for_review first")
+        spec = dict(rec["spec"], reviewed=True, force=None)
+        resumed = self.records.resume(rec["id"], task_id, spec, self.tasks.runner.owner)
+        if resumed is None:
+            raise Conflict(f"task {task_id} is busy; wait for the running step to end")
+        self._spawn(resumed)
+        return resumed
+
+    def cancel(self, task_id: str) -> dict:
+        task = self.tasks.get(task_id)
+        pid = task["active_pipeline_id"]
+        if not pid:
+            run = self.tasks.cancel(task_id)
+            return {"cancelled": run is not None, "run": run, "pipeline": None}
+        self.records.request_cancel(pid)
+        for run in self.tasks.store.list_runs(task_id):
+            if run["pipeline_id"] == pid and run["status"] in _ACTIVE:
+                self.tasks.runner.cancel(run)
+        rec = self.records.get(pid)
+        if rec["status"] == PipelineStatus.running.value and not owner_alive(rec["owner"]):
+            self.records.finish(pid, PipelineStatus.cancelled, reason=Reason.cancelled_by_user.value,
+                                error_message="cancelled by request")
+        self._notify(pid)
+        return {"cancelled": True, "run": None, "pipeline": self.records.get(pid)}
+
+    def latest(self, task_id: str) -> dict:
+        self.tasks.get(task_id)
+        rec = self.records.latest(task_id)
+        if rec is None:
+            raise NotFound(f"task {task_id} has never run a pipeline; start one with POST "
+                           "/api/v1/task/{task_id}/run")
+        return rec
+
+    def recover(self) -> list[dict]:
+        """Pipelines whose process died are failed as interrupted; POST /run continues them."""
+        out = []
+        for rec in self.records.unfinished():
+            if not owner_alive(rec["owner"]):
+                out.append(self.records.finish(
+                    rec["id"], PipelineStatus.failed, reason=Reason.interrupted.value,
+                    error_message="interrupted: the service stopped during the pipeline; POST "
+                                  "/api/v1/task/{task_id}/run to continue from where it stopped"))
+        return out
+
+    # ---------- the driver ----------
+    def _spawn(self, rec: dict) -> None:
+        self._wake[rec["id"]] = threading.Event()
+        threading.Thread(target=self._drive_safely, args=(rec,), name=f"pipeline-{rec['id'][:8]}",
+                         daemon=True).start()
+
+    def _on_run_finished(self, run: dict | None) -> None:
+        if run and run.get("pipeline_id"):
+            self._notify(run["pipeline_id"])
+
+    def _notify(self, pid: str) -> None:
+        ev = self._wake.get(pid)
+        if ev:
+            ev.set()
+
+    def _drive_safely(self, rec: dict) -> None:
+        try:
+            self._drive(rec)
+        except Exception as e:  # never leave the task owned by a dead pipeline
+            log.exception("pipeline %s crashed", rec["id"])
+            self.records.finish(rec["id"], PipelineStatus.failed, reason=Reason.error.value,
+                                error_message=f"internal error in the pipeline: {e}")
+        finally:
+            self._wake.pop(rec["id"], None)
+
+    def _drive(self, rec: dict) -> None:
+        pid, task_id, spec = rec["id"], rec["task_id"], rec["spec"]
+        plan, deps = spec["steps"], dependencies(spec["steps"])
+        done: set[str] = set()
+        running: dict[str, str] = {}       # step -> run id
+        failure: tuple[str, str, str] | None = None
+        pause = False
+        while True:
+            if self.records.get(pid)["cancel_requested"]:
+                failure = failure or ("", "cancelled by request", Reason.cancelled_by_user.value)
+            if failure is None and not pause:
+                launched = self._launch_ready(pid, task_id, spec, plan, deps, done, running)
+                if isinstance(launched, tuple):
+                    failure = launched
+            if not running:
+                break
+            self._wake[pid].wait(1.0)
+            self._wake[pid].clear()
+            for step, run_id in list(running.items()):
+                run = self.tasks.store.get_run(run_id)
+                if run["status"] in _ACTIVE:
+                    continue
+                del running[step]
+                if run["status"] == RunStatus.completed.value:
+                    done.add(step)
+                    if step == "asr_transcribe" and spec["stop_after_asr_for_review"] and not spec["reviewed"]:
+                        pause = True
+                elif failure is None:
+                    failure = (step, f"step {step} {run['status']}: {run['error_message'] or ''}".strip(),
+                               run["reason"] or Reason.error.value)
+        self._end(pid, plan, done, failure, pause)
+
+    def _launch_ready(self, pid, task_id, spec, plan, deps, done, running):
+        """Start every step whose producers are done (one at a time unless parallel).
+        Returns a failure tuple when a step cannot start."""
+        progressed = True
+        while progressed:
+            progressed = False
+            for step in plan:
+                if step in done or step in running or not deps[step] <= done:
+                    continue
+                if running and not spec["parallel"]:
+                    return None
+                task = self.tasks.get(task_id)
+                if task["steps"][step]["status"] == RunStatus.completed.value and step != spec["force"]:
+                    done.add(step)  # kept from an earlier run
+                    progressed = True
+                    continue
+                step_spec = BY_NAME[step]
+                try:
+                    self.tasks.check_inputs(step_spec, task, self.tasks.workspace(task))
+                    parsed = step_spec.params.model_validate(spec["steps_params"][step])
+                    run = self.tasks.launch(task, step_spec, parsed, pipeline_id=pid)
+                except ServiceError as e:
+                    return (step, f"step {step} could not start: {e.detail}", Reason.error.value)
+                running[step] = run["id"]
+                if step == spec["force"]:
+                    spec["force"] = None
+        return None
+
+    def _end(self, pid, plan, done, failure, pause) -> None:
+        if failure and failure[2] == Reason.cancelled_by_user.value:
+            self.records.finish(pid, PipelineStatus.cancelled, failed_step=failure[0] or None,
+                                error_message=failure[1], reason=failure[2])
+        elif failure:
+            self.records.finish(pid, PipelineStatus.failed, failed_step=failure[0], error_message=failure[1],
+                                reason=failure[2])
+        elif pause and set(plan) - done:
+            self.records.finish(pid, PipelineStatus.awaiting_review, reason="awaiting_review")
+        else:
+            self.records.finish(pid, PipelineStatus.completed)

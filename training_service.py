@@ -15,6 +15,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("-p", "--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--access-log", action="store_true",
+                   help="log every request (off by default: it costs a tenth of a polled GET)")
     return p.parse_args(argv)
 
 
@@ -22,8 +24,10 @@ def main(argv=None) -> None:
     import uvicorn
 
     args = parse_args(argv)
+    # loop/http "auto" pick uvloop and httptools (uvicorn[standard]), else the pure-Python ones.
     uvicorn.run("gsv_service.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, timeout_graceful_shutdown=30)
+                workers=args.workers, log_level=args.log_level, timeout_graceful_shutdown=30,
+                loop="auto", http="auto", access_log=args.access_log)
 
 
 if __name__ == "__main__":

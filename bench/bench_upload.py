@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (HOST, RssSampler, Server, add_server_args, cpu_seconds, db_url_from, emit,  # noqa: E402
-                    percentile, rss_bytes)
+                    machine_busy_seconds, percentile, rss_bytes, wait_for_quiet)
 
 MiB = 1024 * 1024
 TARGET_RSS_MIB = 64
@@ -117,13 +117,17 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         make_file(src, size)
         print(f"wrote {args.size_mib} MiB of random bytes in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-        with Server(db_url_from(args), args.log_level, args.server_arg, GSV_MAX_UPLOAD_MB=limit_mb) as srv:
+        with Server(db_url_from(args), args.log_level, args.server_arg, args.service_root,
+                    GSV_MAX_UPLOAD_MB=limit_mb) as srv:
             task_id = srv.create_task()
             warm = StatusPoller(srv.port, task_id)  # warm up the status path (imports, pool)
             warm.start()
             time.sleep(0.5)
             warm.stop()
             time.sleep(0.2)
+            if args.quiet_pct:
+                wait_for_quiet(args.quiet_pct)
+            busy0 = machine_busy_seconds()
             sampler = RssSampler(srv.pid, 0.01)
             poller = StatusPoller(srv.port, task_id, 0.02)
             cpu0 = cpu_seconds(srv.pid)
@@ -135,6 +139,7 @@ def main(argv=None) -> int:
             poller.stop()
             sampler.stop()
             cpu = cpu_seconds(srv.pid) - cpu0
+            busy = machine_busy_seconds() - busy0
             rss_after = rss_bytes(srv.pid)
             stored = srv.tmp / "api_tasks"
             stored_size = sum(f.stat().st_size for f in stored.rglob("bench.wav"))
@@ -150,7 +155,7 @@ def main(argv=None) -> int:
         "benchmark": "upload", "db": "postgres" if (args.db == "postgres" or args.db_url) else "sqlite",
         "size_mib": args.size_mib, "http_status": status, "stored_bytes": stored_size, "ok": ok,
         "seconds": round(elapsed, 3), "throughput_mib_s": round(size / MiB / elapsed, 1),
-        "server_cpu_s": round(cpu, 2),
+        "server_cpu_s": round(cpu, 2), "machine_busy_cpu_s": round(busy, 2),
         "rss_baseline_mib": round(sampler.baseline / MiB, 1), "rss_peak_mib": round(sampler.peak / MiB, 1),
         "rss_growth_mib": round(growth, 1), "rss_after_mib": round(rss_after / MiB, 1),
         "rss_samples": sampler.samples,

@@ -32,6 +32,11 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server-arg", action="append", default=[],
                    help="extra argument for training_service.py (repeatable), e.g. --server-arg=--access-log")
     p.add_argument("--json-out", default=None, help="also write the JSON summary to this file")
+    p.add_argument("--service-root", default=str(ROOT),
+                   help="service tree to run (default: this checkout); e.g. a copy at another revision")
+    p.add_argument("--quiet-pct", type=float, default=25,
+                   help="before measuring, wait until other processes use under this %% of one core "
+                        "(default 25; 0 = do not wait)")
 
 
 def free_port() -> int:
@@ -65,7 +70,9 @@ class Server:
     """`python training_service.py` in its own temp dir (task root, SQLite file, logs); stopped and
     removed on exit."""
 
-    def __init__(self, db_url: str | None = None, log_level: str = "info", extra_args=(), **env: str):
+    def __init__(self, db_url: str | None = None, log_level: str = "info", extra_args=(),
+                 service_root: str | Path = ROOT, **env: str):
+        self.root = Path(service_root).resolve()
         self.tmp = Path(tempfile.mkdtemp(prefix="gsv-bench-"))
         self.port = free_port()
         self.db_url, self.log_level, self.extra_args, self.extra_env = db_url, log_level, list(extra_args), env
@@ -79,14 +86,14 @@ class Server:
     def __enter__(self) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GSV_")}
         env.update(GSV_TASK_ROOT=str(self.tmp / "api_tasks"), GSV_LOG_DIR=str(self.tmp / "logs"),
-                   GSV_SQLITE_PATH=str(self.tmp / "service.db"), GSV_GPUS="", PYTHONPATH=str(ROOT))
+                   GSV_SQLITE_PATH=str(self.tmp / "service.db"), GSV_GPUS="", PYTHONPATH=str(self.root))
         if self.db_url:
             if self.db_url.startswith("postgresql"):
                 prepare_postgres(self.db_url)
             env["GSV_DATABASE_URL"] = self.db_url
         env.update(self.extra_env)
         self._out = open(self.tmp / "server.out", "wb")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "training_service.py"), "--host", HOST,
+        self.proc = subprocess.Popen([sys.executable, str(self.root / "training_service.py"), "--host", HOST,
                                       "--port", str(self.port), "--log-level", self.log_level,
                                       *self.extra_args],
                                      cwd=self.tmp, env=env, stdout=self._out, stderr=subprocess.STDOUT,
@@ -152,6 +159,28 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent busy by the whole machine, all cores (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_quiet(max_other_pct: float, timeout: float = 900, window: float = 3.0) -> float:
+    """Wait (up to timeout) until the rest of the machine is quiet: over `window` seconds, the busy
+    CPU of all processes stays under max_other_pct of one core. The benchmark shares the cores with
+    whatever else runs here; returns the last busy share seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        b0 = machine_busy_seconds()
+        time.sleep(window)
+        pct = 100 * (machine_busy_seconds() - b0) / window
+        if pct <= max_other_pct or time.monotonic() > deadline:
+            return pct
+        print(f"machine busy ({pct:.0f} % of a core by other processes); waiting", file=sys.stderr)
 
 
 class RssSampler(threading.Thread):

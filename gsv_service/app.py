@@ -22,6 +22,7 @@ from gsv_service.settings import Settings
 from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
 from gsv_service.store import Store, make_engine, migrate
 from gsv_service.tasks import TaskService
+from gsv_service.webhooks import Webhooks
 
 log = logging.getLogger("gsv_service")
 
@@ -73,6 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runner = LocalRunner(store, settings, max_workers=settings.max_concurrent_runs)
     service = TaskService(settings, store, runner, load_engine(settings))
     pipelines = PipelineService(service, PipelineRecords(store.engine), settings.pipeline_parallel)
+    webhooks = Webhooks(store)
+    runner.on_finished(webhooks.run_finished)
+    pipelines.on_finished(webhooks.pipeline_finished)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -86,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                  service.engine.root if service.engine else None)
         yield
         runner.shutdown()
+        webhooks.stop()
         store.engine.dispose()
 
     app = FastAPI(title="GPT-SoVITS training service", version=__version__, lifespan=lifespan,
@@ -93,11 +98,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "the whole pipeline), follow progress and logs, download the weights.")
     app.state.service = service
     app.state.pipelines = pipelines
+    app.state.webhooks = webhooks
     app.state.settings = settings
     _install_error_handlers(app)
 
-    from gsv_service.api import events, files, logs, models, pipeline, system, tasks
-    for module in (tasks, pipeline, files, logs, events, system, models):
+    from gsv_service.api import events, files, logs, metrics, models, pipeline, system, tasks, transcripts
+    for module in (tasks, pipeline, files, logs, events, metrics, system, models, transcripts):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

@@ -102,6 +102,9 @@ class Engine:
         extra = {**common, "version": version}
         if stage == "text":
             extra["bert_pretrained_dir"] = str(self.pretrained("bert"))
+            # Chinese G2P (text/chinese2.py) loads G2PW's tokenizer from env bert_path, which the
+            # web UI never sets (it relies on the default path): pass the same BERT.
+            extra["bert_path"] = extra["bert_pretrained_dir"]
         elif stage in ("hubert", "sv"):
             extra["cnhubert_base_dir"] = str(self.pretrained("cnhubert"))
             extra["sv_path"] = str(self.pretrained("sv"))

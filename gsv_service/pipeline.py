@@ -54,7 +54,12 @@ class PipelineService:
         self.records = records
         self.default_parallel = default_parallel
         self._wake: dict[str, threading.Event] = {}
+        self._end_listeners: list = []
         tasks.runner.on_finished(self._on_run_finished)
+
+    def on_finished(self, fn) -> None:
+        """Call fn(pipeline_row) when a pipeline ends or pauses for review."""
+        self._end_listeners.append(fn)
 
     # ---------- requests ----------
     def start(self, task_id: str, req: PipelineRequest) -> dict:
@@ -227,12 +232,17 @@ class PipelineService:
 
     def _end(self, pid, plan, done, failure, pause) -> None:
         if failure and failure[2] == Reason.cancelled_by_user.value:
-            self.records.finish(pid, PipelineStatus.cancelled, failed_step=failure[0] or None,
-                                error_message=failure[1], reason=failure[2])
+            rec = self.records.finish(pid, PipelineStatus.cancelled, failed_step=failure[0] or None,
+                                      error_message=failure[1], reason=failure[2])
         elif failure:
-            self.records.finish(pid, PipelineStatus.failed, failed_step=failure[0], error_message=failure[1],
-                                reason=failure[2])
+            rec = self.records.finish(pid, PipelineStatus.failed, failed_step=failure[0],
+                                      error_message=failure[1], reason=failure[2])
         elif pause and set(plan) - done:
-            self.records.finish(pid, PipelineStatus.awaiting_review, reason="awaiting_review")
+            rec = self.records.finish(pid, PipelineStatus.awaiting_review, reason="awaiting_review")
         else:
-            self.records.finish(pid, PipelineStatus.completed)
+            rec = self.records.finish(pid, PipelineStatus.completed)
+        for fn in self._end_listeners:
+            try:
+                fn(rec)
+            except Exception:
+                log.exception("pipeline listener failed")

@@ -98,10 +98,11 @@ class S2Progress(TrainingProgress):
 
     def __init__(self, epochs: int):
         super().__init__(epochs, "SoVITS training")
+        self.started = False  # tqdm bars before this line are the dataset's, not an epoch's
 
     def feed(self, seg: str) -> None:
         if m := _S2_START.search(seg):
-            self.epoch, self.iteration = int(m.group(1)), 0
+            self.epoch, self.iteration, self.started = int(m.group(1)), 0, True
         elif m := _S2_TRAIN_EPOCH.search(seg):
             self.epoch = int(m.group(1))
         elif m := _S2_EPOCH_END.search(seg):
@@ -113,7 +114,7 @@ class S2Progress(TrainingProgress):
             if len(values) == len(S2_LOSS_NAMES) + 2 and None not in values:
                 self.losses = dict(zip(S2_LOSS_NAMES, values[:6]))
                 self.extra = {"global_step": int(values[6]), "lr": values[7]}
-        elif m := _BAR.search(seg):
+        elif self.started and (m := _BAR.search(seg)):
             self._bar(int(m.group(2)), int(m.group(3)), None)
             return
         else:

@@ -14,7 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import and_, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -88,6 +88,70 @@ def emit(c: Connection, task_id: str, run_id: str | None, type_: str, data: dict
     c.execute(insert(_E).values(task_id=task_id, run_id=run_id, type=type_, data=data, created_at=utcnow()))
 
 
+_STEP_COLS = (_S.c.step, _S.c.status, _S.c.run_id, _S.c.updated_at, _R.c.progress, _R.c.message,
+              _R.c.error_message, _R.c.reason, _R.c.started_at, _R.c.finished_at)
+_DATETIMES = frozenset(("created_at", "updated_at", "started_at", "finished_at"))
+
+
+class _TaskReader:
+    """SELECT task + step records + each step's run (one round trip, one snapshot), compiled once
+    for the engine's dialect. Rows come back as Connection.execute would give them: each column's
+    result processor (JSON decoding, SQLite datetime parsing) is taken from its type with the
+    cursor's type code, as SQLAlchemy itself does; naive datetimes become UTC as in _row()."""
+
+    def __init__(self, dialect, step_names: list[str]):
+        stmt = (select(*_T.c, *_STEP_COLS)
+                .select_from(_T.outerjoin(_S, _S.c.task_id == _T.c.id).outerjoin(_R, _R.c.id == _S.c.run_id))
+                .where(_T.c.id == bindparam("task_id")))
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = compiled.positional
+        self.dialect = dialect
+        self.columns = list(stmt.selected_columns)
+        self.nt = len(_T.c)
+        self.task_keys = [c.key for c in self.columns[:self.nt]]
+        self.step_keys = [c.key for c in self.columns[self.nt + 1:]]
+        self.order = {s: i for i, s in enumerate(step_names)}
+        self.fixers: tuple[list, list] | None = None
+
+    def params(self, task_id: str):
+        return (task_id,) if self.positional else {"task_id": task_id}
+
+    def _fixers(self, description, lo: int, hi: int) -> list:
+        out = []
+        for i in range(lo, hi):
+            col = self.columns[i]
+            proc = col.type._cached_result_processor(self.dialect, description[i][1])
+            if proc is not None or col.key in _DATETIMES:
+                out.append((i - lo, proc, col.key in _DATETIMES))
+        return out
+
+    @staticmethod
+    def _convert(values: list, fixers: list) -> list:
+        for j, proc, is_datetime in fixers:
+            v = values[j]
+            if v is not None:
+                if proc is not None:
+                    v = proc(v)
+                if is_datetime:
+                    v = _aware(v)
+                values[j] = v
+        return values
+
+    def build(self, rows: list, description) -> dict | None:
+        if not rows:
+            return None
+        nt = self.nt
+        if self.fixers is None:
+            self.fixers = (self._fixers(description, 0, nt), self._fixers(description, nt + 1, len(self.columns)))
+        task_fix, step_fix = self.fixers
+        task = dict(zip(self.task_keys, self._convert(list(rows[0][:nt]), task_fix)))
+        order, keys = self.order, self.step_keys
+        rows = sorted((r for r in rows if r[nt] is not None), key=lambda r: order.get(r[nt], 99))
+        task["steps"] = {r[nt]: dict(zip(keys, self._convert(list(r[nt + 1:]), step_fix))) for r in rows}
+        return task
+
+
 class Store:
     def __init__(self, engine: Engine, step_names: Iterable[str], step_weights: Mapping[str, float]):
         self.engine = engine
@@ -113,12 +177,24 @@ class Store:
         return self.get_task(task_id)
 
     def get_task(self, task_id: str) -> dict | None:
-        with self.engine.connect() as c:
-            task = _row(c.execute(select(_T).where(_T.c.id == task_id)).mappings().first())
-            if task is None:
-                return None
-            task["steps"] = self._steps(c, [task_id])[task_id]
-        return task
+        """The task row with its step records, as `list_tasks` gives them. Hot path (clients poll
+        it): one joined SELECT, compiled once, on the pooled DB-API cursor, values converted by the
+        column types' own result processors (see _TaskReader)."""
+        reader = self.__dict__.get("_task_reader")
+        if reader is None:
+            reader = self._task_reader = _TaskReader(self.engine.dialect, self.step_names)
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            try:
+                cur.execute(reader.sql, reader.params(task_id))
+                rows = cur.fetchall()
+                description = cur.description
+            finally:
+                cur.close()
+        finally:
+            raw.close()
+        return reader.build(rows, description)
 
     def task_exists(self, task_id: str) -> bool:
         with self.engine.connect() as c:
@@ -248,6 +324,20 @@ class Store:
                           .values(status=RunStatus.stale.value, updated_at=utcnow()))
             self._refresh_progress(c, run["task_id"])
             return self._get_run(c, run_id)
+
+    def mark_stale(self, task_id: str, steps: Iterable[str]) -> list[str]:
+        """Completed steps among `steps` become stale (an input they used was edited outside a
+        run, e.g. the transcript); returns those that changed."""
+        steps = list(steps)
+        if not steps:
+            return []
+        where = and_(_S.c.task_id == task_id, _S.c.step.in_(steps), _S.c.status == RunStatus.completed.value)
+        with self.engine.begin() as c:
+            changed = list(c.execute(select(_S.c.step).where(where)).scalars())
+            if changed:
+                c.execute(update(_S).where(where).values(status=RunStatus.stale.value, updated_at=utcnow()))
+                self._refresh_progress(c, task_id)
+        return changed
 
     def set_progress(self, run_id: str, progress: float, message: str | None = None,
                      metrics: dict | None = None) -> None:

@@ -52,6 +52,13 @@ class TaskConfig(BaseModel):
                              "with '.'")
         return v
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", v):
+            raise ValueError("webhook_url must be an http:// or https:// URL")
+        return v
+
     @field_validator("gpu_id", mode="before")
     @classmethod
     def _gpu_id(cls, v) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 ESPEAK_SR = 22050
@@ -184,3 +185,52 @@ def silence_wav(path: Path, seconds: float = 6.0, sr: int = 44100) -> Path:
 def one_second(path: Path, lang: str = "en") -> Path:
     u = utterance("Hello there.", lang, path.parent / ".espeak")
     return write(path, np.concatenate([u, np.zeros(ESPEAK_SR, np.float32)])[:ESPEAK_SR], ESPEAK_SR)
+
+
+# ---- pytest fixtures (import them into a test module to use them) ----
+
+FORMATS = {  # extension -> ffmpeg output options
+    "mp3": ("-c:a", "libmp3lame", "-b:a", "64k"), "flac": (), "ogg": ("-c:a", "libvorbis"),
+    "opus": ("-c:a", "libopus", "-b:a", "32k"), "m4a": ("-c:a", "aac", "-b:a", "64k"),
+    "webm": ("-c:a", "libopus", "-b:a", "32k"), "aac": ("-c:a", "aac", "-b:a", "64k"),
+    "3gp": ("-c:a", "aac", "-b:a", "32k", "-ar", "16000"),
+}
+
+
+@dataclass
+class SpeechSet:
+    root: Path
+    long: LongSpeech            # ~56 s, 12 sentences with 0.9 s pauses
+    long_mp3: Path              # the same as MP3
+    utterance: Path             # one ~4 s sentence, WAV 22.05 kHz
+    encoded: dict[str, Path]    # the utterance in every other format, plus "mp4" (with video)
+    bad: dict[str, Path]        # text_as_wav, zero_bytes, silence, one_second
+
+
+@pytest.fixture(scope="session")
+def speech_set(tmp_path_factory) -> SpeechSet:
+    if not have_tools():
+        pytest.skip("espeak-ng and ffmpeg are needed (apt-get install espeak-ng ffmpeg)")
+    root = tmp_path_factory.mktemp("speech")
+    long = long_speech(root / "long.wav", n=12)
+    u = utterance(SENTENCES_EN[1], "en", root / ".espeak")
+    utt = write(root / "utterance.wav", np.concatenate([np.zeros(4000, np.float32), u * 0.8,
+                                                        np.zeros(4000, np.float32)]), ESPEAK_SR)
+    encoded = {ext: transcode(utt, root / f"utterance.{ext}", *opts) for ext, opts in FORMATS.items()}
+    encoded["mp4"] = transcode(utt, root / "utterance_video.mp4", "-c:a", "aac", video=True)
+    bad_dir = root / "bad"
+    bad_dir.mkdir()
+    bad = {"text_as_wav": text_as_wav(bad_dir / "notes.wav"), "zero_bytes": zero_bytes(bad_dir / "empty.mp3"),
+           "silence": silence_wav(bad_dir / "silence.wav"), "one_second": one_second(bad_dir / "short.wav")}
+    long_mp3 = transcode(long.path, root / "long.mp3", *FORMATS["mp3"])
+    return SpeechSet(root, long, long_mp3, utt, encoded, bad)
+
+
+def slice_files(folder: Path, specs: list[tuple[str, np.ndarray]], sr: int = 32000) -> list[Path]:
+    """Write (name, samples at 22.05 kHz) as 32 kHz 16-bit slices, as slice_audio leaves them."""
+    out = []
+    for name, x in specs:
+        n = int(round(len(x) * sr / ESPEAK_SR))
+        y = np.interp(np.linspace(0, len(x) - 1, n), np.arange(len(x)), x).astype(np.float32) if len(x) else x
+        out.append(write(folder / name, y, sr))
+    return out

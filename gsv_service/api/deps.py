@@ -12,14 +12,15 @@ from gsv_service.pipeline import PipelineService
 from gsv_service.tasks import TaskService
 
 
-def get_service(request: Request) -> TaskService:
+# async: a plain attribute read; a `def` dependency would cost a threadpool round trip per request.
+async def get_service(request: Request) -> TaskService:
     return request.app.state.service
 
 
 ServiceDep = Annotated[TaskService, Depends(get_service)]
 
 
-def get_pipelines(request: Request) -> PipelineService:
+async def get_pipelines(request: Request) -> PipelineService:
     return request.app.state.pipelines
 
 

@@ -102,11 +102,17 @@ def _float(v) -> float | None:
     return f if f == f and f >= 0 else None  # NaN and negatives mean "unknown"
 
 
-def convert(src: Path, dst: Path, sr: int = TARGET_SR, timeout: float = 3600) -> float:
-    """Decode the first audio track to mono 16-bit PCM WAV at `sr`; return its duration in seconds."""
+def convert(src: Path, dst: Path, sr: int = TARGET_SR, info: Probe | None = None,
+            timeout: float = 3600) -> float:
+    """Decode the first audio track to mono 16-bit PCM WAV at `sr`; return its duration in seconds.
+
+    MP4-family files state the exact track length (edit list) but ffmpeg 5 still decodes the AAC
+    padding of the last frame, so the output is cut to the stated length there (elsewhere a
+    stated length may be a bitrate estimate, and cutting to it could lose speech)."""
     tmp = dst.with_name(f".{dst.name}.part")
+    limit = (["-t", f"{info.duration:.6f}"] if info and info.duration and "mp4" in info.format else [])
     argv = [tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-threads", "1",
-            "-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", str(sr),
+            "-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", str(sr), *limit,
             "-c:a", "pcm_s16le", "-f", "wav", str(tmp)]
     try:
         rc, _out, err = run_capped(argv, timeout)

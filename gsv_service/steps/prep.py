@@ -1,14 +1,38 @@
-"""Steps 1-4: audio preparation (built in; the engine is optional for denoise and ASR)."""
+"""Steps 1-4: audio preparation (built in; the engine is optional for denoise and ASR).
+
+The work runs in child processes (gsv_service.jobs.*, or the engine's scripts) so that a cancel
+kills it and the API stays responsive; children report with gsv_service.jobs.protocol. Each step
+writes into a hidden staging folder and swaps it in only when it succeeds, so a re-run replaces
+the old outputs completely, and a failed or cancelled re-run leaves them as they were.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from gsv_service.engine import Engine
+from gsv_service.jobs.protocol import parse
+from gsv_service.procs import Command
 from gsv_service.runner import RunContext, StepFailed
-from gsv_service.steps.base import StepParams, StepSpec
+from gsv_service.states import Reason
+from gsv_service.steps.base import StepParams, StepSpec, audio_source, transcript_path
+from gsv_service.steps.engine_common import fail_exit_codes, with_traceback
 from gsv_service.task_config import Language
+from gsv_service import transcripts as tr
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+FRCRN_MODEL = "tools/denoise-model/speech_frcrn_ans_cirm_16k"
+MAX_NAMES = 200  # names listed in a result; the counts stay exact
+WHISPER_SIZES = Literal["medium", "medium.en", "large-v2", "large-v3", "large-v3-turbo", "large"]
 
 
 class ConvertParams(StepParams):
@@ -19,20 +43,34 @@ class SliceParams(StepParams):
     """Same meaning and defaults as GPT-SoVITS's web UI slicer."""
 
     threshold: float = Field(-34.0, ge=-100, le=0, description="dB; quieter frames count as silence")
-    min_length: int = Field(4000, ge=100, le=600_000, description="ms; minimum length of a slice")
-    min_interval: int = Field(300, ge=10, le=60_000, description="ms; minimum silence to cut at")
+    min_length: int = Field(4000, ge=1, le=600_000, description="ms; a slice is cut only once it is "
+                            "this long (it can end up shorter: silence is trimmed after cutting)")
+    min_interval: int = Field(300, ge=1, le=60_000, description="ms; minimum silence to cut at")
     hop_size: int = Field(10, ge=1, le=1000, description="ms; volume curve resolution")
-    max_sil_kept: int = Field(500, ge=0, le=60_000, description="ms; silence kept around a slice")
+    max_sil_kept: int = Field(500, ge=1, le=60_000, description="ms; silence kept around a slice")
     max: float = Field(0.9, gt=0, le=1.0, alias="_max", description="peak level after normalising")
     alpha: float = Field(0.25, ge=0, le=1.0, description="mix of normalised and original audio")
+    workers: int | None = Field(None, ge=1, le=64, description="parallel processes; default: cores")
 
     model_config = {"populate_by_name": True, "extra": "forbid"}
+
+    @model_validator(mode="after")
+    def _order(self):
+        if not self.min_length >= self.min_interval >= self.hop_size:
+            raise ValueError("need min_length >= min_interval >= hop_size (as the web UI's slicer)")
+        if self.max_sil_kept < self.hop_size:
+            raise ValueError("need max_sil_kept >= hop_size (as the web UI's slicer)")
+        return self
 
 
 class DenoiseParams(StepParams):
     method: Literal["auto", "spectral", "frcrn", "none"] = Field(
-        "auto", description="auto = frcrn when the engine and its model are present, else spectral")
+        "auto", description="auto = frcrn when the engine and its model are present, else spectral; "
+                            "none copies the slices through")
+    strength: float = Field(2.5, ge=0.5, le=6.0, description="spectral: gate threshold in standard "
+                            "deviations above the noise (higher removes more, risks more speech)")
     precision: Literal["float16", "float32"] = Field("float16", description="frcrn precision")
+    workers: int | None = Field(None, ge=1, le=64, description="spectral: parallel processes")
 
 
 class AsrParams(StepParams):
@@ -40,31 +78,311 @@ class AsrParams(StepParams):
         "auto", description="auto = provided when transcripts were uploaded, else funasr")
     language: Language | None = Field(None, description="default: the task's language")
     backend: Literal["fun-asr-nano", "sensevoice", "paraformer"] = Field(
-        "fun-asr-nano", description="funasr backend")
-    model_size: str = Field("large-v3", max_length=40, description="faster_whisper model size")
-    precision: Literal["float16", "float32", "int8"] = Field("float16", description="ASR precision")
+        "fun-asr-nano", description="funasr backend: fun-asr-nano or sensevoice (zh/en/ja/ko/yue/auto), "
+                                    "paraformer (the classic model: zh, yue)")
+    model_size: WHISPER_SIZES = Field("large-v3", description="faster_whisper model size")
+    precision: Literal["float16", "float32", "int8"] = Field(
+        "float16", description="faster_whisper precision (float16 needs CUDA; float32 is used on CPU)")
 
 
-def _not_ready(ctx: RunContext, params: StepParams) -> dict:
-    raise StepFailed(f"step {ctx.step} is not implemented in this build")
+# ---------- shared plumbing ----------
+
+def _job(module: str, *args, label: str = "") -> Command:
+    """Our own child job, run by the service's interpreter, one BLAS thread each."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return Command([sys.executable, "-m", f"gsv_service.jobs.{module}", *map(str, args)], env=env,
+                   label=label)
+
+
+@dataclass
+class _Events:
+    total: int
+    done: dict = field(default_factory=dict)
+    errors: list = field(default_factory=list)
+    items: list = field(default_factory=list)
+    results: list = field(default_factory=list)
+
+
+def _run(ctx: RunContext, commands: list[Command], total: int, what: str) -> _Events:
+    """Run child jobs; turn their events into progress, per-item errors and results."""
+    ev = _Events(total)
+
+    def on_line(line: str) -> None:
+        e = parse(line)
+        if e is None:
+            return
+        kind = e["event"]
+        if kind == "progress":
+            ev.done[e.get("part", 0)] = int(e.get("done", 0))
+            ctx.progress(sum(ev.done.values()) / max(1, total), e.get("message"))
+        elif kind == "item_error":
+            ev.errors.append({"item": e.get("item"), "error": e.get("error")})
+        elif kind == "item":
+            ev.items.append({k: v for k, v in e.items() if k != "event"})
+        elif kind == "result":
+            ev.results.append(e)
+
+    fail_exit_codes(ctx.run(commands, on_line=on_line), what, ctx.log_path)
+    return ev
+
+
+class _Staged:
+    """A hidden sibling folder to write into; `commit` swaps it in for the real one."""
+
+    def __init__(self, final: Path):
+        self.final = final
+        self.tmp = final.with_name(f".{final.name}.new")
+
+    def __enter__(self) -> _Staged:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        return self
+
+    def commit(self) -> None:
+        old = self.final.with_name(f".{self.final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.final.exists():
+            self.final.rename(old)
+        self.tmp.rename(self.final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _wavs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.wav") if not p.name.startswith("."))
+
+
+def _names(items: list[str]) -> list[str]:
+    return items[:MAX_NAMES] + ([f"... and {len(items) - MAX_NAMES} more"] if len(items) > MAX_NAMES else [])
+
+
+def _errors_text(errors: list[dict], limit: int = 8) -> str:
+    shown = "; ".join(f"{e['item']}: {e['error']}" for e in errors[:limit])
+    return shown + (f"; and {len(errors) - limit} more" if len(errors) > limit else "")
+
+
+def _shards(workers: int | None, n: int) -> int:
+    return max(1, min(workers or os.cpu_count() or 1, n))
+
+
+# ---------- 1. convert ----------
+
+def convert_audio(ctx: RunContext, p: ConvertParams) -> dict:
+    src = ctx.workspace.root / "input_audio"
+    uploads = sorted(f for f in src.iterdir() if f.is_file() and not f.name.startswith("."))
+    if not uploads:
+        raise StepFailed("input_audio/ holds no uploads; upload recordings with POST "
+                         "/api/v1/task/{task_id}/files/upload")
+    with _Staged(ctx.workspace.root / "converted_wav") as st:
+        ev = _run(ctx, [_job("convert", "--src", src, "--dst", st.tmp, "--workers",
+                             _shards(p.workers, len(uploads)))], len(uploads), "conversion")
+        files = sorted(ev.items, key=lambda i: i["file"])
+        result = {"converted": len(files), "failed": len(ev.errors), "uploads": len(uploads),
+                  "seconds": round(sum(i["duration"] for i in files), 3), "sample_rate": 32000,
+                  "files": files[:MAX_NAMES], "errors": ev.errors[:MAX_NAMES]}
+        if not files:
+            raise StepFailed(f"none of the {len(uploads)} upload(s) is usable audio: "
+                             f"{_errors_text(ev.errors)}. Upload recordings (wav, mp3, m4a, flac, ogg, "
+                             "opus, webm, or video with sound)", result=result)
+        st.commit()
+    return result
+
+
+# ---------- 2. slice ----------
+
+def slice_audio(ctx: RunContext, p: SliceParams) -> dict:
+    src = ctx.workspace.root / "converted_wav"
+    files = _wavs(src)
+    if not files:
+        raise StepFailed("converted_wav/ holds no WAV files; run step 'convert_audio' first")
+    cfg = json.dumps({"threshold": p.threshold, "min_length": p.min_length, "min_interval": p.min_interval,
+                      "hop_size": p.hop_size, "max_sil_kept": p.max_sil_kept, "_max": p.max, "alpha": p.alpha})
+    n = _shards(p.workers, len(files))
+    with _Staged(ctx.workspace.root / "sliced") as st:
+        cmds = [_job("slice", "--src", src, "--dst", st.tmp, "--config", cfg, "--part", i, "--parts", n,
+                     label=f"shard {i + 1}/{n}") for i in range(n)]
+        ev = _run(ctx, cmds, len(files), "slicing")
+        count = sum(r["slices"] for r in ev.results)
+        mins = [r["min"] for r in ev.results if r["min"] is not None]
+        maxs = [r["max"] for r in ev.results if r["max"] is not None]
+        seconds = round(sum(r["seconds"] for r in ev.results), 3)
+        result = {"slices": count, "files": len(files), "seconds": seconds,
+                  "min_seconds": min(mins) if mins else None, "max_seconds": max(maxs) if maxs else None,
+                  "mean_seconds": round(seconds / count, 3) if count else None,
+                  "errors": ev.errors[:MAX_NAMES]}
+        if count == 0:
+            raise StepFailed(f"no slices came out of {len(files)} recording(s): {_errors_text(ev.errors)}",
+                             result=result)
+        st.commit()
+    return result
+
+
+# ---------- 3. denoise ----------
+
+def frcrn_missing(engine: Engine | None) -> str | None:
+    """Why the engine's FRCRN denoiser cannot run here, or None when it can."""
+    if engine is None:
+        return "no GPT-SoVITS engine is configured (GSV_ROOT)"
+    if not engine.script("denoise").is_file():
+        return f"the engine has no {engine.script('denoise')}"
+    if not (engine.root / FRCRN_MODEL).is_dir():
+        return f"its FRCRN model is not in {engine.root / FRCRN_MODEL} (it cannot be downloaded offline)"
+    return None
+
+
+def denoise_audio(ctx: RunContext, p: DenoiseParams) -> dict:
+    src = ctx.workspace.root / "sliced"
+    files = _wavs(src)
+    if not files:
+        raise StepFailed("sliced/ holds no slices; run step 'slice_audio' first")
+    method, why = p.method, frcrn_missing(ctx.engine)
+    if method == "frcrn" and why:
+        raise StepFailed(f"method frcrn cannot run: {why}; use method 'spectral' (built in)")
+    if method == "auto":
+        method = "spectral" if why else "frcrn"
+    with _Staged(ctx.workspace.root / "denoised") as st:
+        if method == "frcrn":
+            errors = _frcrn(ctx, p, src, st.tmp, files)
+        else:
+            n = 1 if method == "none" else _shards(p.workers, len(files))
+            cmds = [_job("denoise", "--src", src, "--dst", st.tmp, "--method", method, "--strength",
+                         p.strength, "--part", i, "--parts", n) for i in range(n)]
+            errors = _run(ctx, cmds, len(files), f"{method} denoise").errors
+        done = len(_wavs(st.tmp))
+        result = {"method": method, "requested": p.method, "files": done, "failed": len(errors),
+                  "errors": errors[:MAX_NAMES]}
+        if method == "frcrn":
+            result["note"] = "FRCRN writes 16 kHz audio; the feature steps resample it to 32 kHz"
+        if done == 0:
+            raise StepFailed(f"denoise ({method}) produced nothing: {_errors_text(errors)}", result=result)
+        st.commit()
+    return result
+
+
+def _frcrn(ctx: RunContext, p: DenoiseParams, src: Path, dst: Path, files: list[Path]) -> list[dict]:
+    engine: Engine = ctx.engine
+    cmd = Command(engine.argv("denoise", "-i", str(src), "-o", str(dst), "-p", p.precision),
+                  cwd=engine.root, env=engine.env(), label="FRCRN")
+
+    def poll() -> None:
+        ctx.progress(len(list(dst.glob("*.wav"))) / len(files), "FRCRN denoise")
+
+    fail_exit_codes(ctx.run([cmd], poll=poll), "FRCRN denoise", ctx.log_path)
+    made = {q.name for q in dst.glob("*.wav")}
+    return [{"item": f.name, "error": "FRCRN skipped it (its traceback is in the run log)"}
+            for f in files if f.name not in made]
+
+
+# ---------- 4. transcribe ----------
+
+def asr_transcribe(ctx: RunContext, p: AsrParams) -> dict:
+    ws, cfg = ctx.workspace, ctx.config
+    language = p.language or cfg.get("language", "zh")
+    speaker = cfg.get("speaker_name") or cfg.get("exp_name") or ws.exp_name
+    source = audio_source(ctx)
+    slices = _wavs(source)
+    if not slices:
+        raise StepFailed(f"{source.name}/ holds no audio; run step 'slice_audio' first")
+    provided = tr.load_provided(ws.root / "input_transcripts")
+    method = p.method
+    if method == "auto":
+        method = "provided" if provided or provided.problems else "funasr"
+    if method == "provided":
+        return _provided(ctx, slices, provided, speaker, language, source)
+    if ctx.engine is None:
+        raise StepFailed(f"method {method} needs the GPT-SoVITS engine, and none is configured (set "
+                         "GSV_ROOT and GSV_PYTHON); or upload transcripts (.list, or one .txt per slice) "
+                         "and use method 'provided'", Reason.error)
+    return _engine_asr(ctx, p, method, slices, speaker, language, source)
+
+
+def _provided(ctx, slices, provided, speaker, language, source) -> dict:
+    if not provided:
+        raise StepFailed("no usable transcripts in input_transcripts/: "
+                         + ("; ".join(provided.problems[:5]) or "upload a .list file or .txt files"))
+    m = tr.map_provided(slices, provided, speaker, language)
+    result = {"method": "provided", "source": source.name, "lines": len(m.lines), "slices": len(slices),
+              "missing": _names(m.missing), "extra": _names(m.extra), "empty": _names(m.empty),
+              "matched_by_time": dict(list(m.nearby.items())[:MAX_NAMES]), "problems": m.problems[:MAX_NAMES]}
+    if not m.lines:
+        raise StepFailed(f"none of the {len(slices)} slices has a transcript: the uploaded names do not "
+                         f"match the slices (e.g. {', '.join(m.extra[:3]) or 'none'} vs "
+                         f"{', '.join(s.name for s in slices[:3])})", result=result)
+    tr.write_list(transcript_path(ctx.workspace), m.lines)
+    result["path"] = f"transcripts/{transcript_path(ctx.workspace).name}"
+    return result
+
+
+def _engine_asr(ctx, p: AsrParams, method, slices, speaker, language, source) -> dict:
+    engine: Engine = ctx.engine
+    lang = tr.engine_language(language)
+    if method == "funasr" and p.backend == "paraformer" and lang not in ("zh", "yue"):
+        raise StepFailed(f"the paraformer backend transcribes zh and yue only, not {language}; use "
+                         "backend fun-asr-nano or sensevoice")
+    names = {s.name for s in slices}
+    done = set()
+
+    def on_line(line: str) -> None:
+        name = line.strip()
+        m = re.search(r"(\d+)/(\d+) \[", line)  # a tqdm bar (faster-whisper)
+        if name in names:
+            done.add(name)
+            ctx.progress(len(done) / len(names), f"{method}: {name}")
+        elif m and int(m[2]) == len(names):
+            ctx.progress(int(m[1]) / len(names), f"{method}: {m[1]}/{m[2]}")
+
+    env = engine.env()
+    env["PYTHONPATH"] += os.pathsep + str(PROJECT_ROOT)
+    out = ctx.workspace.root / "transcripts" / ".asr"
+    shutil.rmtree(out, ignore_errors=True)
+    argv = [engine.python, "-s", "-m", "gsv_service.jobs.engine_asr", "--method", method, "--input",
+            str(source), "--output", str(out), "--language", lang, "--backend", p.backend,
+            "--model-size", p.model_size, "--precision", p.precision]
+    try:
+        codes = ctx.run([Command(argv, cwd=engine.root, env=env, label=method)], on_line=on_line)
+        fail_exit_codes(codes, f"ASR ({method})", ctx.log_path)
+        listed = out / f"{source.name}.list"
+        if not listed.is_file():
+            raise StepFailed(with_traceback(f"ASR ({method}) wrote no {listed.name}", ctx.log_path),
+                             Reason.outputs_missing)
+        lines, problems = tr.read_list(listed)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    m = tr.map_engine_lines(lines, slices, speaker, language)
+    result = {"method": method, "backend": p.backend if method == "funasr" else None,
+              "model_size": p.model_size if method == "faster_whisper" else None, "source": source.name,
+              "language": language, "lines": len(m.lines), "slices": len(slices),
+              "skipped_by_engine": _names(m.missing), "empty": _names(m.empty),
+              "problems": (problems + m.problems)[:MAX_NAMES]}
+    if not m.lines:
+        raise StepFailed(with_traceback(f"ASR ({method}) recognised no text in any of the {len(slices)} "
+                                        "slices", ctx.log_path), Reason.outputs_missing, result=result)
+    tr.write_list(transcript_path(ctx.workspace), m.lines)
+    result["path"] = f"transcripts/{transcript_path(ctx.workspace).name}"
+    return result
 
 
 CONVERT = StepSpec(
     name="convert_audio", title="Convert audio",
     description="Every upload becomes 32 kHz mono 16-bit WAV (ffmpeg); bad files are reported by name.",
-    params=ConvertParams, inputs=("input_audio",), outputs=("converted_wav",), execute=_not_ready,
+    params=ConvertParams, inputs=("input_audio",), outputs=("converted_wav",), execute=convert_audio,
     weight=2)
 SLICE = StepSpec(
     name="slice_audio", title="Slice audio",
-    description="Cut recordings at silences into utterances, with the web UI slicer's parameters.",
-    params=SliceParams, inputs=("converted_wav",), outputs=("sliced",), execute=_not_ready, weight=2)
+    description="Cut recordings at silences into utterances, with the web UI slicer's parameters "
+                "and cut points; slices are named {upload}_{start:010d}_{end:010d}.wav as upstream's.",
+    params=SliceParams, inputs=("converted_wav",), outputs=("sliced",), execute=slice_audio, weight=2)
 DENOISE = StepSpec(
     name="denoise_audio", title="Denoise audio",
     description="Spectral denoise (built in) or the engine's FRCRN model; 'none' copies through.",
-    params=DenoiseParams, inputs=("sliced",), outputs=("denoised",), execute=_not_ready, weight=3)
+    params=DenoiseParams, inputs=("sliced",), outputs=("denoised",), execute=denoise_audio, weight=3)
 ASR = StepSpec(
     name="asr_transcribe", title="Transcribe",
     description="Write the .list transcript (wav_path|speaker|LANG|text) from uploaded transcripts "
-                "or the engine's ASR.",
+                "or the engine's ASR (funasr, faster_whisper).",
     params=AsrParams, inputs=("sliced",), optional_inputs=("denoised",), outputs=("transcript",),
-    execute=_not_ready, weight=5)
+    execute=asr_transcribe, weight=5)

@@ -1,0 +1,28 @@
+"""Training metrics: loss series per step kind, as JSON and as a PNG plot."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from gsv_service.api.deps import JSON, ServiceDep
+from gsv_service.metrics import plot_png, task_metrics
+
+router = APIRouter(prefix="/api/v1", tags=["metrics"])
+
+
+@router.get("/task/{task_id}/metrics")
+async def metrics(task_id: str, svc: ServiceDep):
+    """Loss series of every SoVITS and GPT training run of the task, by epoch and step."""
+    runs = await asyncio.to_thread(svc.runs, task_id)
+    return JSON({"task_id": task_id, **await asyncio.to_thread(task_metrics, runs)})
+
+
+@router.get("/task/{task_id}/metrics/plot.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}})
+async def metrics_plot(task_id: str, svc: ServiceDep):
+    runs = await asyncio.to_thread(svc.runs, task_id)
+    data = await asyncio.to_thread(lambda: plot_png(task_metrics(runs)))
+    return Response(data, media_type="image/png")

@@ -1,0 +1,395 @@
+"""GPT-SoVITS transcript lists (`wav_path|speaker|LANG|text`): parse, validate, write, and map
+uploaded transcripts (a .list, or one .txt/.lab per slice) onto the slices.
+
+Upstream's feature stage reads the list with `split("|")` into exactly four fields and accepts the
+language column in a few spellings only (ZH, JA/JP, EN, KO, YUE, in some cases); we write
+upper case and map every GPT-SoVITS language code onto those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+from pydantic import BaseModel, ConfigDict, Field
+
+from gsv_service.audio.slicer import parse_slice_name
+from gsv_service.errors import Conflict, NotFound, Unprocessable
+from gsv_service.steps.base import transcript_path
+
+LIST_LANGS = {"zh": "ZH", "all_zh": "ZH", "en": "EN", "ja": "JA", "jp": "JA", "all_ja": "JA",
+              "ko": "KO", "all_ko": "KO", "yue": "YUE", "all_yue": "YUE"}
+AUTO_LANGS = ("auto", "auto_yue")
+FUZZY_MATCH_SAMPLES = 3200  # 100 ms at 32 kHz: an upstream slice whose cut moved by a frame or two
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+class TranscriptError(ValueError):
+    """Bad transcript content; the message names the line or slice."""
+
+
+@dataclass
+class Line:
+    wav_path: str
+    speaker: str
+    lang: str
+    text: str
+
+    @property
+    def name(self) -> str:
+        return self.wav_path.replace("\\", "/").rsplit("/", 1)[-1]
+
+    def format(self) -> str:
+        return f"{self.wav_path}|{self.speaker}|{self.lang}|{self.text}"
+
+
+def list_language(code: str | None) -> str | None:
+    """The .list spelling of a GPT-SoVITS language code, or None (auto or unknown)."""
+    return LIST_LANGS.get((code or "").strip().lower())
+
+
+def guess_language(text: str, cantonese: bool = False) -> str | None:
+    """The language a line's script suggests: kana -> JA, hangul -> KO, han -> ZH (or YUE),
+    latin letters -> EN; None for a line without letters."""
+    if _KANA.search(text):
+        return "JA"
+    if _HANGUL.search(text):
+        return "KO"
+    if _HAN.search(text):
+        return "YUE" if cantonese else "ZH"
+    return "EN" if _LATIN.search(text) else None
+
+
+def line_language(text: str, task_language: str) -> str | None:
+    """The LANG column for `text` in a task of `task_language` (auto: guessed from the script)."""
+    return list_language(task_language) or guess_language(text, task_language == "auto_yue")
+
+
+def clean_text(text: str) -> str:
+    """One line of text: newlines and '|' (the field separator) become spaces, runs collapse."""
+    return " ".join(text.replace("|", " ").split())
+
+
+def check_text(text: str, where: str) -> str:
+    if "|" in text or "\n" in text or "\r" in text:
+        raise TranscriptError(f"{where}: the text may not contain '|' or a line break (the .list "
+                              "format separates fields with '|')")
+    text = " ".join(text.split())
+    if not text:
+        raise TranscriptError(f"{where}: the text is empty; to leave a slice out, drop it instead")
+    return text
+
+
+def parse_list(content: str, source: str = ".list") -> tuple[list[Line], list[str]]:
+    """Lines of a .list file, and a message for every line that is not `path|speaker|LANG|text`."""
+    lines, problems = [], []
+    for no, raw in enumerate(content.lstrip("\ufeff").splitlines(), 1):
+        if not raw.strip():
+            continue
+        parts = raw.split("|")
+        if len(parts) != 4:
+            problems.append(f"{source} line {no}: expected 4 fields separated by '|' "
+                            f"(wav_path|speaker|LANG|text), found {len(parts)}")
+            continue
+        path, speaker, lang, text = (p.strip() for p in parts)
+        if not path:
+            problems.append(f"{source} line {no}: the wav path is empty")
+            continue
+        lines.append(Line(path, speaker, lang, text))
+    return lines, problems
+
+
+def read_list(path: Path) -> tuple[list[Line], list[str]]:
+    return parse_list(path.read_text(encoding="utf-8-sig", errors="replace"), path.name)
+
+
+def write_list(path: Path, lines: list[Line]) -> None:
+    """Atomically (temp file + rename), newline-terminated, as upstream's tools write it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line.format() + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---------- uploaded transcripts -> slices ----------
+
+@dataclass
+class Provided:
+    """Texts uploaded by the user, by slice name (from .list) and by stem (from .txt/.lab)."""
+
+    by_name: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (text, LANG or "")
+    by_stem: dict[str, str] = field(default_factory=dict)               # stem -> text
+    problems: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_name or self.by_stem)
+
+
+def load_provided(folder: Path) -> Provided:
+    out = Provided()
+    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    for p in files:
+        if p.name.startswith("."):
+            continue
+        try:
+            content = p.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            out.problems.append(f"{p.name}: not UTF-8 text; save it as UTF-8 and upload it again")
+            continue
+        if p.suffix.lower() == ".list":
+            lines, problems = parse_list(content, p.name)
+            out.problems += problems
+            for line in lines:
+                if line.name in out.by_name:
+                    out.problems.append(f"{p.name}: {line.name} appears more than once; the last wins")
+                out.by_name[line.name] = (clean_text(line.text), line.lang)
+        else:  # .txt / .lab: the whole file is the text of the slice with the same stem
+            out.by_stem[p.stem] = clean_text(content)
+    return out
+
+
+def _fuzzy(name: str, slices: dict[str, Path]) -> str | None:
+    """The slice an upstream-named transcript line means when its cut points moved a little."""
+    want = parse_slice_name(name)
+    if want is None:
+        return None
+    best, best_err = None, FUZZY_MATCH_SAMPLES + 1
+    for cand in slices:
+        got = parse_slice_name(cand)
+        if got and got[0] == want[0]:
+            err = max(abs(got[1] - want[1]), abs(got[2] - want[2]))
+            if err < best_err:
+                best, best_err = cand, err
+    return best
+
+
+@dataclass
+class Mapping:
+    lines: list[Line]
+    missing: list[str]   # slices without a transcript
+    extra: list[str]     # transcripts without a slice
+    empty: list[str]     # slices whose transcript is empty
+    nearby: dict[str, str]  # transcript name -> slice it was matched to by time
+    problems: list[str]
+
+
+def map_provided(slices: list[Path], provided: Provided, speaker: str, task_language: str) -> Mapping:
+    """One .list line per slice that has a transcript; everything else reported by name."""
+    by_name = {p.name: p for p in slices}
+    texts: dict[str, tuple[str, str]] = {}
+    nearby, extra = {}, []
+    for name, value in provided.by_name.items():
+        target = name if name in by_name else _fuzzy(name, by_name)
+        if target is None or target in texts:
+            extra.append(name)
+            continue
+        if target != name:
+            nearby[name] = target
+        texts[target] = value
+    stems = {Path(n).stem: n for n in by_name}
+    for stem, text in provided.by_stem.items():
+        target = stems.get(stem) or (stem if stem in by_name else None)
+        if target is None:
+            extra.append(f"{stem}.txt")
+        elif target not in texts:
+            texts[target] = (text, "")
+    lines, missing, empty, problems = [], [], [], []
+    for name in sorted(by_name):
+        if name not in texts:
+            missing.append(name)
+            continue
+        text, lang = texts[name]
+        if not text:
+            empty.append(name)
+            continue
+        code = list_language(lang) or line_language(text, task_language)
+        if code is None:
+            problems.append(f"{name}: cannot tell the language of {text[:40]!r}; set the task language")
+            continue
+        lines.append(Line(str(by_name[name].resolve()), speaker, code, text))
+    return Mapping(lines, missing, extra, empty, nearby, provided.problems + problems)
+
+
+def engine_language(code: str) -> str:
+    """The language option of the engine's ASR scripts for a GPT-SoVITS language code."""
+    code = code.lower()
+    return {"auto_yue": "auto"}.get(code, code.removeprefix("all_"))
+
+
+def map_engine_lines(lines: list[Line], slices: list[Path], speaker: str, task_language: str) -> Mapping:
+    """The engine ASR's list, checked against the slices: its own speaker column (the folder name)
+    and 'AUTO' language become ours; slices it skipped are listed by name."""
+    by_name = {p.name: p for p in slices}
+    texts: dict[str, Line] = {}
+    extra, problems = [], []
+    for line in lines:
+        if line.name in by_name:
+            texts[line.name] = line
+        else:
+            extra.append(line.name)
+    out, missing, empty = [], [], []
+    for name in sorted(by_name):
+        line = texts.get(name)
+        if line is None:
+            missing.append(name)
+            continue
+        text = clean_text(line.text)
+        if not text:
+            empty.append(name)
+            continue
+        code = list_language(line.lang) or (None if line.lang.lower() not in ("", "auto", *AUTO_LANGS)
+                                            else line_language(text, task_language))
+        if code is None:
+            problems.append(f"{name}: language {line.lang or '?'} is not one GPT-SoVITS trains on "
+                            "(zh, en, ja, ko, yue); line left out")
+            continue
+        out.append(Line(str(by_name[name].resolve()), speaker, code, text))
+    return Mapping(out, missing, extra, empty, {}, problems)
+
+
+# ---------- review (GET/PUT /api/v1/task/{task_id}/transcripts) ----------
+
+class NewLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slice: str = Field(..., min_length=1, max_length=300, description="slice file name, e.g. a.wav_0000000000_0000160000.wav")
+    text: str = Field(..., max_length=2000)
+    language: str | None = Field(None, description="zh, en, ja, ko, yue or all_*; default: the task's")
+
+
+class LineEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slice: str = Field(..., min_length=1, max_length=300)
+    text: str | None = Field(None, max_length=2000, description="new text")
+    language: str | None = Field(None, description="new language")
+    drop: bool = Field(False, description="remove this slice from the transcript")
+
+
+class TranscriptUpdate(BaseModel):
+    """Either `lines` (the whole transcript, in order: slices left out are dropped) or `edits`
+    (changes to some lines)."""
+
+    model_config = ConfigDict(extra="forbid")
+    lines: list[NewLine] | None = Field(None, max_length=100_000)
+    edits: list[LineEdit] | None = Field(None, max_length=100_000)
+
+
+def _lang(code: str | None, text: str, task_language: str, where: str) -> str:
+    if code is None:
+        found = line_language(text, task_language)
+        if found is None:
+            raise TranscriptError(f"{where}: cannot tell the language; give `language`")
+        return found
+    found = list_language(code)
+    if found is None:
+        raise TranscriptError(f"{where}: unknown language {code[:20]!r}; use zh, en, ja, ko, yue "
+                              "(or all_zh, all_ja, all_ko, all_yue)")
+    return found
+
+
+def apply_update(current: list[Line], upd: TranscriptUpdate, audio: Path, speaker: str,
+                 task_language: str) -> list[Line]:
+    """The transcript after `upd`; TranscriptError names the first bad line."""
+    if (upd.lines is None) == (upd.edits is None):
+        raise TranscriptError("send either `lines` (the whole transcript) or `edits` (changes), not "
+                              "both or neither")
+    if upd.lines is not None:
+        out, seen = [], set()
+        for i, nl in enumerate(upd.lines):
+            where = f"lines[{i}] ({nl.slice[:80]})"
+            wav = audio / nl.slice
+            if "/" in nl.slice or "\\" in nl.slice or nl.slice.startswith(".") or not wav.is_file():
+                raise TranscriptError(f"{where}: no slice of that name in {audio.name}/")
+            if nl.slice in seen:
+                raise TranscriptError(f"{where}: the slice appears twice")
+            seen.add(nl.slice)
+            text = check_text(nl.text, where)
+            out.append(Line(str(wav.resolve()), speaker, _lang(nl.language, text, task_language, where), text))
+        return out
+    by_name = {line.name: line for line in current}
+    for i, ed in enumerate(upd.edits):
+        where = f"edits[{i}] ({ed.slice[:80]})"
+        line = by_name.get(ed.slice)
+        if line is None:
+            raise TranscriptError(f"{where}: the transcript has no line for that slice")
+        if ed.drop:
+            del by_name[ed.slice]
+            continue
+        text = check_text(ed.text, where) if ed.text is not None else line.text
+        lang = _lang(ed.language, text, task_language, where) if ed.language is not None else line.lang
+        by_name[ed.slice] = Line(line.wav_path, line.speaker, lang, text)
+    return [by_name[line.name] for line in current if line.name in by_name]
+
+
+def audio_dir(ws, steps: dict) -> Path:
+    """Where the task's utterances are: denoised when denoise_audio is completed, else sliced."""
+    den = ws.root / "denoised"
+    if (steps.get("denoise_audio") or {}).get("status") == "completed" and any(den.glob("*.wav")):
+        return den
+    return ws.root / "sliced"
+
+
+def _duration(path: Path) -> float | None:
+    try:
+        return round(sf.info(str(path)).duration, 3)
+    except (RuntimeError, OSError):
+        return None
+
+
+class TranscriptReview:
+    """The task service's view of a task's transcript: read it, edit it, mark what used it stale."""
+
+    def __init__(self, tasks):  # gsv_service.tasks.TaskService
+        self.tasks = tasks
+
+    def _open(self, task_id: str) -> tuple[dict, object, Path]:
+        task = self.tasks.get(task_id)
+        ws = self.tasks.workspace(task)
+        path = transcript_path(ws)
+        if not path.is_file():
+            raise NotFound(f"task {task_id} has no transcript yet: run step 'asr_transcribe' first",
+                           run_first="asr_transcribe")
+        return task, ws, path
+
+    def get(self, task_id: str) -> dict:
+        task, ws, path = self._open(task_id)
+        lines, problems = read_list(path)
+        return self._view(task, ws, path, lines, problems)
+
+    def _view(self, task: dict, ws, path: Path, lines: list[Line], problems: list[str]) -> dict:
+        audio = audio_dir(ws, task["steps"])
+        out = []
+        for line in lines:
+            wav = Path(line.wav_path)
+            wav = wav if wav.is_file() else audio / line.name
+            out.append({"slice": line.name, "wav_path": line.wav_path, "duration": _duration(wav),
+                        "speaker": line.speaker, "language": line.lang, "text": line.text})
+        return {"task_id": task["id"], "path": f"transcripts/{path.name}", "count": len(out),
+                "task_language": task["config"].get("language"), "lines": out, "problems": problems}
+
+    def update(self, task_id: str, upd: TranscriptUpdate) -> dict:
+        task, ws, path = self._open(task_id)
+        if task.get("active_run_id") or task.get("active_pipeline_id"):
+            raise Conflict(f"task {task_id} is running step '{task.get('current_step')}'; edit the "
+                           "transcript when it has finished (or cancel it)")
+        cfg = task["config"]
+        current, _problems = read_list(path)
+        speaker = cfg.get("speaker_name") or cfg.get("exp_name")
+        try:
+            lines = apply_update(current, upd, audio_dir(ws, task["steps"]), speaker, cfg.get("language", "zh"))
+        except TranscriptError as e:
+            raise Unprocessable(str(e)) from None
+        if not lines:
+            raise Unprocessable("the edit would leave the transcript empty; keep at least one line")
+        write_list(path, lines)
+        from gsv_service.steps.registry import consumers_of  # the registry imports the steps, which import us
+        stale = self.tasks.store.mark_stale(task["id"], consumers_of("asr_transcribe"))
+        view = self._view(self.tasks.get(task_id), ws, path, lines, [])
+        return {**view, "stale_steps": stale,
+                "message": f"transcript saved ({len(lines)} lines)" +
+                           (f"; now stale: {', '.join(stale)}" if stale else "")}

@@ -1,0 +1,91 @@
+"""All 11 steps against a REAL GPT-SoVITS checkout, through the HTTP API, with tiny random models
+(tools/make_tiny_models.py) and espeak-ng speech. Runs only when GSV_ROOT (and GSV_PYTHON) name a
+checkout and its interpreter; skipped otherwise. Slow: many minutes on a CPU.
+
+Knobs: GSV_TEST_VERSIONS (default "v2ProPlus"), GSV_TEST_LANGUAGE (en | zh; zh needs the G2PW model
+under GPT_SoVITS/text/G2PWModel), GSV_TEST_TINY_DIR (reuse tiny models between runs),
+GSV_TEST_SUMMARY (write the run summary there as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests import audio_fixtures as af
+from tests.conftest import make_settings
+from tests.engine_support import (FEATURE_STEPS, create_task, ensure_tiny_models, real_engine_env,
+                                  service, slices_transcript, task_dir, timed_step)
+
+REAL = real_engine_env()
+pytestmark = [pytest.mark.real_engine, pytest.mark.timeout(7200),
+              pytest.mark.skipif(REAL is None, reason="GSV_ROOT does not name a GPT-SoVITS checkout"),
+              pytest.mark.skipif(not af.have_tools(), reason="needs espeak-ng and ffmpeg")]
+VERSIONS = os.environ.get("GSV_TEST_VERSIONS", "v2ProPlus").split()
+LANGUAGE = os.environ.get("GSV_TEST_LANGUAGE", "en")
+TARGET = {"en": "Hello there, this is a short test.", "zh": "你好，这是一个测试。"}
+STEP_TIMEOUT = 3600
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    root, python = REAL
+    out = Path(os.environ.get("GSV_TEST_TINY_DIR") or tmp_path_factory.mktemp("tiny-models"))
+    return ensure_tiny_models(root, python, out, VERSIONS)
+
+
+def _checkout_weights(root: Path) -> set[str]:
+    pats = ("SoVITS_weights*/*", "GPT_weights*/*", "logs/*/*")
+    return {str(p) for pat in pats for p in root.glob(pat)}
+
+
+def _upload(c, tid: str, path: Path, name: str | None = None) -> None:
+    with open(path, "rb") as f:
+        r = c.post(f"/api/v1/task/{tid}/files/upload", files={"file": (name or path.name, f)})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_eleven_steps_train_a_voice(tmp_path, tiny, version):
+    root, python = REAL
+    speech = af.long_speech(tmp_path / "reading.wav", n=8, lang=LANGUAGE)
+    sents = af.SENTENCES_EN if LANGUAGE == "en" else af.SENTENCES_ZH
+    texts = [sents[i % len(sents)] for i in range(8)]  # what long_speech says, in order
+    s = make_settings(tmp_path, None, engine_root=root, engine_python=python, pretrained_dir=tiny,
+                      kill_grace_s=5.0)
+    before = _checkout_weights(root)
+    summary: dict = {"version": version, "language": LANGUAGE, "steps": {}}
+    with service(s) as c:
+        tid = create_task(c, language=LANGUAGE, model_version=version, batch_size=4, epochs_s2=1,
+                          epochs_s1=1, save_every_epoch_s2=1, save_every_epoch_s1=1)["task_id"]
+        _upload(c, tid, speech.path)
+        plan = [("convert_audio", {}), ("slice_audio", {}), ("denoise_audio", {"method": "spectral"}),
+                ("asr_transcribe", {"method": "provided"}), *((f, {}) for f in FEATURE_STEPS),
+                ("train_sovits", {}), ("train_gpt", {}), ("test_inference", {"target_text": TARGET[LANGUAGE]})]
+        for step, params in plan:
+            if step == "asr_transcribe":
+                lst = slices_transcript(c, tid, speech.spans, texts).replace("{LANG}", LANGUAGE.upper())
+                (tmp_path / "mine.list").write_text(lst, encoding="utf-8")
+                _upload(c, tid, tmp_path / "mine.list")
+            run, secs = timed_step(c, tid, step, STEP_TIMEOUT, **params)
+            summary["steps"][step] = {"status": run["status"], "seconds": round(secs, 1),
+                                      "message": run["message"], "metrics": run["metrics"]}
+            assert run["status"] == "completed", f"{step}: {run['error_message']}"
+        models = c.get(f"/api/v1/task/{tid}/models").json()
+        wav = c.get(f"/api/v1/task/{tid}/files/download/output.wav")
+        folders = c.get(f"/api/v1/task/{tid}/files").json()["folders"]
+    assert models["sovits"] and models["gpt"] and wav.status_code == 200 and wav.content[:4] == b"RIFF"
+    assert run["result"]["duration"] > 0
+    assert _checkout_weights(root) == before  # the task's weights never land in the checkout
+    summary["files"] = {k: len(v) for k, v in folders.items()}
+    summary["weights"] = [m["path"] for m in models["sovits"] + models["gpt"]]
+    summary["inference"] = {k: run["result"][k] for k in ("output", "duration", "load_s", "synth_s")
+                            if k in run["result"]}
+    summary["task_dir"] = str(task_dir(s, tid))
+    out = os.environ.get("GSV_TEST_SUMMARY")
+    if out:
+        Path(out).write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+    print(json.dumps(summary, indent=1, ensure_ascii=False))

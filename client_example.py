@@ -165,11 +165,15 @@ class GPTSoVITSClient:
         save = Path(save_path) if save_path else Path(Path(filename).name)
         save.parent.mkdir(parents=True, exist_ok=True)
         part = save.with_name(save.name + ".part")
-        with self.http.stream("GET", f"/task/{task_id}/files/download/{quote(filename, safe='/')}") as r:
-            _raise_for(r)
-            with part.open("wb") as f:
-                for chunk in r.iter_bytes(1024 * 1024):
-                    f.write(chunk)
+        try:
+            with self.http.stream("GET", f"/task/{task_id}/files/download/{quote(filename, safe='/')}") as r:
+                _raise_for(r)
+                with part.open("wb") as f:
+                    for chunk in r.iter_bytes(1024 * 1024):
+                        f.write(chunk)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         part.replace(save)
         return str(save)
 
@@ -190,7 +194,12 @@ class GPTSoVITSClient:
         """Poll the task until it is completed, failed, cancelled or awaiting_review."""
         deadline, last = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
-            task = self.get_task(task_id)
+            try:
+                task = self.get_task(task_id)
+            except httpx.TransportError as e:  # the service restarting: keep waiting
+                print(f"status query failed: {e}", file=sys.stderr)
+                time.sleep(max(self.poll_interval, 2.0))
+                continue
             key = (task["status"], task.get("current_step"), round(task.get("progress") or 0, 1))
             if key != last and self.verbose:
                 print(f"[{time.strftime('%H:%M:%S')}] status: {key[0]} | step: {key[1]} | "
@@ -478,8 +487,14 @@ def cmd_run(client: GPTSoVITSClient, args) -> int:
 
 
 def cmd_approve(client: GPTSoVITSClient, args) -> int:
-    rec = client.approve_transcripts(args.task_id, on_event=Progress())
-    return 0 if rec["status"] in ("completed", "awaiting_review") else 1
+    progress = Progress()
+    try:
+        rec = client.approve_transcripts(args.task_id, on_event=progress)
+    finally:
+        progress.close()
+    print(f"pipeline {rec['status']}" + (f" at {rec['failed_step']}: {rec['error_message']}"
+                                         if rec["failed_step"] else ""))
+    return 0 if rec["status"] == "completed" else 1
 
 
 def cmd_status(client: GPTSoVITSClient, args) -> int:
@@ -544,8 +559,8 @@ def cmd_download(client: GPTSoVITSClient, args) -> int:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from-step", choices=STEPS, help="first step (runs again even if completed)")
-    p.add_argument("--to-step", choices=STEPS, help="last step (default: test_inference)")
+    p.add_argument("--from-step", choices=STEPS, metavar="STEP", help="first step (runs again even if completed)")
+    p.add_argument("--to-step", choices=STEPS, metavar="STEP", help="last step (default: test_inference)")
     p.add_argument("--steps", help="comma list: run these steps one after another instead of the pipeline")
     p.add_argument("--params", help='JSON per step, e.g. \'{"slice_audio": {"threshold": -40}}\'')
     p.add_argument("--param", action="append", metavar="STEP.KEY=VALUE", help="one step parameter")
@@ -564,8 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", nargs="+", required=True, metavar="PATH",
                    help="audio files or folders (transcripts .list/.txt/.lab are uploaded too)")
     p.add_argument("--name", default="voice", help="task name")
-    p.add_argument("--exp-name")
-    p.add_argument("--language")
+    p.add_argument("--exp-name", help="experiment name (letters, digits, _ - .)")
+    p.add_argument("--language", help="zh, en, ja, ko, yue, auto, ... (default zh)")
     p.add_argument("--model-version", choices=("v1", "v2", "v2Pro", "v2ProPlus"))
     p.add_argument("--epochs-s2", type=int)
     p.add_argument("--epochs-s1", type=int)
@@ -590,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_upload)
     p = sub.add_parser("logs", help="a step run's log")
     p.add_argument("task_id")
-    p.add_argument("--step", choices=STEPS)
+    p.add_argument("--step", choices=STEPS, metavar="STEP")
     p.add_argument("-f", "--follow", action="store_true")
     p.set_defaults(func=cmd_logs)
     p = sub.add_parser("download", help="download trained weights and output.wav")
@@ -618,7 +633,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if args.command not in ("train", "run", "approve"):
                 return 130
             return _interrupted(client, args.task_id)
-        except (APIError, FileNotFoundError, httpx.HTTPError) as e:
+        except (APIError, FileNotFoundError, ConnectionError, TimeoutError, httpx.HTTPError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
 

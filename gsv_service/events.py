@@ -13,6 +13,7 @@ from sqlalchemy import and_, insert, select
 from sqlalchemy.engine import Engine
 
 from gsv_service.models import Event, utcnow
+from gsv_service.store import _row
 
 _E = Event.__table__
 MAX_LINE_CHARS = 2000
@@ -27,7 +28,7 @@ class EventLog:
         q = (select(_E.c.id, _E.c.run_id, _E.c.type, _E.c.data, _E.c.created_at)
              .where(and_(_E.c.task_id == task_id, _E.c.id > after_id)).order_by(_E.c.id).limit(limit))
         with self.engine.connect() as c:
-            return [dict(m) for m in c.execute(q).mappings()]
+            return [_row(m) for m in c.execute(q).mappings()]
 
     def append_log_lines(self, task_id: str, run_id: str, step: str, lines: list[str]) -> None:
         """One event per batch; a flood keeps its last lines and says how many it skipped."""

@@ -117,9 +117,9 @@ class RunContext:
         killing every group if the run is cancelled meanwhile.
         """
         self.check_cancelled()
+        tail = LogTail(self.log_path)
         for cmd in commands:
             self.log(f"$ {' '.join(cmd.argv)}" + (f"  ({cmd.label})" if cmd.label else ""))
-        tail = LogTail(self.log_path)
         procs = []
         try:
             for cmd in commands:

@@ -33,15 +33,24 @@ def start_server(tmp_path: Path, db_url, **extra: str) -> LiveServer:
 
 @pytest.fixture
 def server(tmp_path, db_url):
+    """On SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set."""
     srv = start_server(tmp_path, db_url)
     yield srv
     srv.stop()
 
 
 @pytest.fixture
-def slow_server(tmp_path, db_url):
+def sqlite_server(tmp_path):
+    """The command-line tests test the client, not the store: SQLite only, to keep them quick."""
+    srv = start_server(tmp_path, None)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def slow_server(tmp_path):
     """Training takes 0.2 s per iteration (20 s per epoch): long enough to interrupt."""
-    srv = start_server(tmp_path, db_url, DOUBLE_STEP_S="0.2", DOUBLE_PIDFILE=str(tmp_path / "pids"))
+    srv = start_server(tmp_path, None, DOUBLE_STEP_S="0.2", DOUBLE_PIDFILE=str(tmp_path / "pids"))
     yield srv
     srv.stop()
 
@@ -126,7 +135,8 @@ def test_original_methods_run_every_step(server, tmp_path, speech):
     assert e.value.status_code == 404
 
 
-def test_cli_trains_from_a_folder_and_downloads(server, tmp_path, speech):
+def test_cli_trains_from_a_folder_and_downloads(sqlite_server, tmp_path, speech):
+    server = sqlite_server
     out = cli(server.url, "train", "--audio", str(speech), "--name", "cli", "--exp-name", "spk",
               "--language", "en", "--epochs-s2", "1", "--epochs-s1", "1", "--batch-size", "1",
               "--to-step", "slice_audio", "--no-progress")

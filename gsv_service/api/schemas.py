@@ -39,6 +39,8 @@ class TaskOut(BaseModel):
     updated_at: datetime
     config: TaskConfig
     active_run_id: str | None = None
+    active_pipeline_id: str | None = None
+    queue_position: int | None = Field(None, description="while queued for a GPU: 1 = next to start")
     steps: dict[str, StepRecord]
 
 
@@ -60,6 +62,9 @@ class RunOut(BaseModel):
     result: dict | None = None
     error_message: str | None = None
     reason: str | None = None
+    pipeline_id: str | None = None
+    resources: dict | None = None
+    queue_position: int | None = None
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

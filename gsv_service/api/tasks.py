@@ -27,8 +27,15 @@ async def get_task(task_id: str, svc: ServiceDep):
     # SELECT takes ~0.1 ms, less than a threadpool round trip, so it runs on the event loop;
     # other databases answer over the network, so they get a worker thread.
     if svc.store.engine.dialect.name == "sqlite":
-        return JSON(task_view(svc.get(task_id)))
-    return JSON(task_view(await run_in_threadpool(svc.get, task_id)))
+        return JSON(_with_queue(svc, task_view(svc.get(task_id))))
+    return JSON(_with_queue(svc, task_view(await run_in_threadpool(svc.get, task_id))))
+
+
+def _with_queue(svc, view: dict) -> dict:
+    """While a step waits for a GPU (or CPU slot), say where it stands in the queue."""
+    if view["status"] == "queued" and view["active_run_id"]:
+        view["queue_position"] = svc.runner.scheduler.position(view["active_run_id"])
+    return view
 
 
 @router.get("/tasks", response_model=list[TaskOut])
@@ -87,4 +94,7 @@ def list_runs(task_id: str, svc: ServiceDep, step: str | None = None):
 
 @router.get("/task/{task_id}/runs/{run_id}", response_model=RunOut)
 def get_run(task_id: str, run_id: str, svc: ServiceDep):
-    return JSON(run_view(svc.run_for_logs(task_id, run_id, None)))
+    view = run_view(svc.run_for_logs(task_id, run_id, None))
+    if view["status"] == "queued":
+        view["queue_position"] = svc.runner.scheduler.position(view["id"])
+    return JSON(view)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 _RUN_PUBLIC = ("task_id", "step", "status", "params", "progress", "message", "metrics", "result",
-               "error_message", "reason", "created_at", "started_at", "finished_at")
+               "error_message", "reason", "pipeline_id", "resources", "created_at", "started_at",
+               "finished_at")
 
 
 def task_view(t: dict) -> dict:
@@ -12,7 +13,7 @@ def task_view(t: dict) -> dict:
         "current_step": t["current_step"], "progress": t["progress"],
         "error_message": t["error_message"], "created_at": t["created_at"],
         "updated_at": t["updated_at"], "config": t["config"], "active_run_id": t["active_run_id"],
-        "steps": t.get("steps", {}),
+        "active_pipeline_id": t.get("active_pipeline_id"), "steps": t.get("steps", {}),
     }
 
 

@@ -80,9 +80,12 @@ def direct(argv: list[str], engine: Engine, env: dict, log: Path, after=None) ->
     return secs
 
 
-def _inputs(task: Path, work: Path, n: int) -> None:
+def _inputs(task: Path, work: Path, n: int, words: int) -> None:
+    """Short utterances (SoVITS's CPU time per item grows with its length; an epoch always has
+    about 100 items, since upstream repeats a small dataset)."""
     rows = []
-    for i, text in enumerate(af.SENTENCES_EN[:n]):
+    for i, sentence in enumerate(af.SENTENCES_EN[:n]):
+        text = " ".join(sentence.split()[:words])
         wav = af.speak(text, task / "sliced" / f"utt_{i:02d}.wav", "en", 150 + 10 * (i % 3))
         rows.append(f"{wav}|spk|EN|{text}")
     (task / "transcripts").mkdir(parents=True, exist_ok=True)
@@ -104,7 +107,7 @@ def measure(args, root: Path, python: str, tiny: Path) -> list[dict]:
                "epochs_s2": 1, "epochs_s1": 1, "save_every_epoch_s2": 1, "save_every_epoch_s1": 1}
         tid = _post(srv.port, "/api/v1/task/create", {"task_name": "bench", "config": cfg})["task_id"]
         task, mine = srv.tmp / "api_tasks" / tid, srv.tmp / "direct"
-        _inputs(task, srv.tmp, args.items)
+        _inputs(task, srv.tmp, args.items, args.words)
         exp = mine / "experiments" / "spk"
         exp.mkdir(parents=True)
         engine = Engine(root=root, python=python, settings=Settings(_env_file=None, pretrained_dir=tiny))
@@ -160,6 +163,7 @@ def main() -> int:
     ap.add_argument("--version", default="v2ProPlus", choices=["v1", "v2", "v2Pro", "v2ProPlus"])
     ap.add_argument("--tiny", type=Path, default=None, help="tiny models folder (made when missing)")
     ap.add_argument("--items", type=int, default=8, help="utterances (espeak-ng)")
+    ap.add_argument("--words", type=int, default=6, help="words per utterance")
     ap.add_argument("--batch-size", type=int, default=4, help="task batch size (halved on CPU)")
     ap.add_argument("--quiet-pct", type=float, default=25)
     ap.add_argument("--json-out", type=Path, default=None)

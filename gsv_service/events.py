@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.engine import Engine
 
 from gsv_service.models import Event, utcnow
@@ -24,9 +24,10 @@ class EventLog:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def since(self, task_id: str, after_id: int, limit: int = 500) -> list[dict]:
+    def since(self, task_id: str, after_id: int, limit: int = 500, run_id: str | None = None) -> list[dict]:
+        where = [_E.c.task_id == task_id, _E.c.id > after_id] + ([_E.c.run_id == run_id] if run_id else [])
         q = (select(_E.c.id, _E.c.run_id, _E.c.type, _E.c.data, _E.c.created_at)
-             .where(and_(_E.c.task_id == task_id, _E.c.id > after_id)).order_by(_E.c.id).limit(limit))
+             .where(and_(*where)).order_by(_E.c.id).limit(limit))
         with self.engine.connect() as c:
             return [_row(m) for m in c.execute(q).mappings()]
 
@@ -40,12 +41,16 @@ class EventLog:
             c.execute(insert(_E).values(task_id=task_id, run_id=run_id, type="log", created_at=utcnow(),
                                         data={"step": step, "lines": kept, "skipped": skipped}))
 
+    def last_id(self, task_id: str) -> int:
+        with self.engine.connect() as c:
+            return c.execute(select(func.max(_E.c.id)).where(_E.c.task_id == task_id)).scalar() or 0
+
     async def follow(self, task_id: str, after_id: int, is_done: Callable[[], Awaitable[bool]],
-                     poll_s: float = 0.25) -> AsyncIterator[dict]:
+                     poll_s: float = 0.25, run_id: str | None = None) -> AsyncIterator[dict]:
         """Events after `after_id`, as they come, until is_done() says the client is gone."""
         last = after_id
         while not await is_done():
-            batch = await asyncio.to_thread(self.since, task_id, last)
+            batch = await asyncio.to_thread(self.since, task_id, last, 500, run_id)
             for ev in batch:
                 last = ev["id"]
                 yield ev

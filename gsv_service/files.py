@@ -46,18 +46,18 @@ def find_download(ws: Workspace, name_or_path: str) -> Path:
             target = ws.resolve_inside(name_or_path)
             if target.is_dir():
                 raise BadRequest(f"{name_or_path!r} is a folder; name a file (list them with GET "
-                                 "/api/v1/task/{task_id}/files)")
+                                 f"/api/v1/task/{ws.root.name}/files)")
             if not target.is_file():
                 raise NotFound(f"file {name_or_path!r} not found in this task")
             return target
         name = safe_name(name_or_path)
         if (ws.root / name).is_dir():
             raise BadRequest(f"{name!r} is a folder; name a file (list them with GET "
-                             "/api/v1/task/{task_id}/files)")
+                             f"/api/v1/task/{ws.root.name}/files)")
         found = ws.find_by_name(name)
     except PathRejected as e:
         raise BadRequest(str(e)) from None
     if found is None:
         raise NotFound(f"file {name_or_path!r} not found in this task's output, weights, experiment or "
-                       "audio folders; list files with GET /api/v1/task/{task_id}/files")
+                       f"audio folders; list files with GET /api/v1/task/{ws.root.name}/files")
     return found

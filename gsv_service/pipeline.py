@@ -68,7 +68,7 @@ class PipelineService:
         rec = self.records.create(task_id, spec, self.tasks.runner.owner)
         if rec is None:
             raise Conflict(f"task {task_id} is busy (a step or a pipeline is running); wait for it or "
-                           "cancel it with POST /api/v1/task/{task_id}/cancel")
+                           f"cancel it with POST /api/v1/task/{task_id}/cancel")
         self._spawn(rec)
         return rec
 
@@ -131,7 +131,7 @@ class PipelineService:
         rec = self.records.latest(task_id)
         if rec is None:
             raise NotFound(f"task {task_id} has never run a pipeline; start one with POST "
-                           "/api/v1/task/{task_id}/run")
+                           f"/api/v1/task/{task_id}/run")
         return rec
 
     def recover(self) -> list[dict]:
@@ -142,7 +142,7 @@ class PipelineService:
                 out.append(self.records.finish(
                     rec["id"], PipelineStatus.failed, reason=Reason.interrupted.value,
                     error_message="interrupted: the service stopped during the pipeline; POST "
-                                  "/api/v1/task/{task_id}/run to continue from where it stopped"))
+                                  f"/api/v1/task/{rec['task_id']}/run to continue from where it stopped"))
         return out
 
     # ---------- the driver ----------

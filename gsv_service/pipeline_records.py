@@ -45,7 +45,8 @@ class PipelineRecords:
             if took.rowcount != 1:
                 return None
             c.execute(update(_P).where(and_(_P.c.id == pid, _P.c.status == PipelineStatus.awaiting_review.value))
-                      .values(status=PipelineStatus.running.value, spec=spec, owner=owner))
+                      .values(status=PipelineStatus.running.value, spec=spec, owner=owner, reason=None,
+                              error_message=None))
             emit(c, task_id, None, "pipeline", {"pipeline_id": pid, "status": "running"})
         return self.get(pid)
 

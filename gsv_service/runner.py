@@ -77,6 +77,7 @@ class RunContext:
     leases: list = field(default_factory=list)        # "gpu:0", "cpu:0", ... held while it runs
     events: object | None = None                      # EventLog: log lines go to live followers
     _last_progress_write: float = 0.0
+    _unwritten: tuple | None = None
     _live: list = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -88,11 +89,18 @@ class RunContext:
 
     def progress(self, fraction: float, message: str | None = None, metrics: dict | None = None,
                  force: bool = False) -> None:
+        """Report progress; writes are throttled, the latest one is kept for flush_progress()."""
         now = time.monotonic()
         if not force and now - self._last_progress_write < PROGRESS_WRITE_INTERVAL_S:
+            self._unwritten = (fraction, message, metrics)
             return
         self._last_progress_write = now
+        self._unwritten = None
         self.store.set_progress(self.run_id, fraction, message, metrics)
+
+    def flush_progress(self) -> None:
+        if self._unwritten is not None:
+            self.progress(*self._unwritten, force=True)
 
     @property
     def gpu_ids(self) -> list[str]:
@@ -292,10 +300,8 @@ class LocalRunner:
             self._safe_finish(ctx.run_id, RunStatus.failed, reason=Reason.error.value,
                               error_message=f"{type(e).__name__}: {e}")
             return
-        if ctx.cancelled:
-            self._safe_finish(ctx.run_id, RunStatus.cancelled, reason=Reason.cancelled_by_user.value,
-                              error_message="cancelled by request")
-            return
+        # A cancel that arrives after the work finished is too late: the outputs are there.
+        ctx.flush_progress()
         ctx.log("completed")
         self._safe_finish(ctx.run_id, RunStatus.completed, result=result or {}, invalidates=invalidates)
 

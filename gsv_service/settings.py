@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     sqlite_path: Path = Field(Path("data/service.db"), validation_alias=_env("GSV_SQLITE_PATH"))
     max_upload_mb: int = Field(2048, ge=1, validation_alias=_env("GSV_MAX_UPLOAD_MB"))
     gpus: str | None = Field(None, validation_alias=_env("GSV_GPUS"),
-                             description='GPU ids the service may use, e.g. "0,1"; empty = detect')
+                             description='GPU ids the service may use, e.g. "0,1"; empty = none (CPU '
+                             'only); unset = what nvidia-smi lists')
     kill_grace_s: float = Field(10.0, ge=0.1, validation_alias=_env("GSV_KILL_GRACE_S"),
                                 description="seconds between SIGTERM and SIGKILL on cancel")
     cpu_slots: int = Field(1, ge=1, le=64, validation_alias=_env("GSV_CPU_SLOTS"),
@@ -43,7 +44,7 @@ class Settings(BaseSettings):
     cnhubert_dir: Path | None = Field(None, validation_alias=_env("GSV_CNHUBERT_DIR"))
     sv_path: Path | None = Field(None, validation_alias=_env("GSV_SV_PATH"))
 
-    @field_validator("engine_root", "engine_python", "database_url", "gpus", "pretrained_dir",
+    @field_validator("engine_root", "engine_python", "database_url", "pretrained_dir",
                      "bert_dir", "cnhubert_dir", "sv_path", mode="before")
     @classmethod
     def _blank_is_none(cls, v):

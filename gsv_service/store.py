@@ -200,11 +200,13 @@ class Store:
         with self.engine.connect() as c:
             return c.execute(select(_T.c.id).where(_T.c.id == task_id)).first() is not None
 
-    def list_tasks(self, status: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
+    def list_tasks(self, status: str | None, limit: int, offset: int,
+                   newest_first: bool = False) -> tuple[list[dict], int]:
         where = [_T.c.status == status] if status else []
         with self.engine.connect() as c:
             total = c.execute(select(func.count()).select_from(_T).where(*where)).scalar() or 0
-            rows = c.execute(select(_T).where(*where).order_by(_T.c.seq).limit(limit).offset(offset))
+            order = _T.c.seq.desc() if newest_first else _T.c.seq
+            rows = c.execute(select(_T).where(*where).order_by(order).limit(limit).offset(offset))
             tasks = [_row(m) for m in rows.mappings()]
             steps = self._steps(c, [t["id"] for t in tasks])
         for t in tasks:

@@ -57,8 +57,8 @@ class TaskService:
             raise NotFound(f"task {task_id!r} not found; list tasks with GET /api/v1/tasks")
         return task
 
-    def list(self, status: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
-        return self.store.list_tasks(status, limit, offset)
+    def list(self, status: str | None, limit: int, offset: int, newest_first: bool = False):
+        return self.store.list_tasks(status, limit, offset, newest_first)
 
     def workspace(self, task: dict) -> Workspace:
         return task_workspace(self.task_root, task["id"], task["config"]["exp_name"])
@@ -126,7 +126,7 @@ class TaskService:
             producer = art.produced_by
             if not art.present(ws):
                 hint = (f"run step '{producer}' first" if producer
-                        else "upload recordings first with POST /api/v1/task/{task_id}/files/upload")
+                        else f"upload recordings first with POST /api/v1/task/{task['id']}/files/upload")
                 raise Conflict(f"step '{spec.name}' needs {art.description}, which this task does not "
                                f"have yet: {hint}", missing=key, run_first=producer)
             if producer and steps.get(producer, {}).get("status") == RunStatus.stale.value:
@@ -141,7 +141,7 @@ class TaskService:
         self.check_engine(spec)
         if task["active_pipeline_id"]:
             raise Conflict(f"task {task_id} is running a pipeline, which owns the task until it ends; "
-                           "cancel it first (POST /api/v1/task/{task_id}/cancel)")
+                           f"cancel it first (POST /api/v1/task/{task_id}/cancel)")
         if task["active_run_id"]:
             raise self._busy(task_id, self.store.get_run(task["active_run_id"]))
         self.check_inputs(spec, task, self.workspace(task))
@@ -195,7 +195,7 @@ class TaskService:
     def _busy(task_id: str, run: dict | None) -> Conflict:
         what = f"step '{run['step']}' (run {run['id']})" if run else "another step"
         return Conflict(f"task {task_id} is already running {what}; wait for it to finish or cancel "
-                        "it with POST /api/v1/task/{task_id}/cancel", active_run=run and run["id"])
+                        f"it with POST /api/v1/task/{task_id}/cancel", active_run=run and run["id"])
 
     # ---------- runs and logs ----------
     def runs(self, task_id: str, step: str | None = None) -> list[dict]:

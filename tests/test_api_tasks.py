@@ -55,6 +55,8 @@ def test_list_is_oldest_first_with_paging_and_total(client):
     assert [t["task_id"] for t in r.json()] == ids
     r = client.get("/api/v1/tasks", params={"limit": 2, "offset": 3})
     assert [t["task_id"] for t in r.json()] == ids[3:5] and r.headers["X-Total-Count"] == "5"
+    r = client.get("/api/v1/tasks", params={"order": "desc", "limit": 2})
+    assert [t["task_id"] for t in r.json()] == ids[::-1][:2] and r.headers["X-Total-Count"] == "5"
     assert client.get("/api/v1/tasks", params={"status": "running"}).json() == []
     assert len(client.get("/api/v1/tasks", params={"status": "created"}).json()) == 5
     assert client.get("/api/v1/tasks", params={"status": "bogus"}).status_code == 422

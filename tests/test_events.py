@@ -84,6 +84,11 @@ def test_sse_stream_and_resume_with_last_event_id(tmp_path, recording):
         tail = read_sse(f"{api}/task/{tid}/events?after={whole[-2]['id']}", stop_after=1)
         assert tail[0]["id"] == whole[-1]["id"]
         assert httpx.get(f"{api}/task/nope/events").status_code == 404
+        # one run's events only
+        run_id = whole[0]["data"]["run_id"]
+        httpx.post(f"{api}/task/{tid}/step/slice_audio", json={})
+        mine = read_sse(f"{api}/task/{tid}/events?run_id={run_id}", until_status="completed")
+        assert mine and {e["data"]["run_id"] for e in mine} == {run_id}
     finally:
         srv.stop()
 

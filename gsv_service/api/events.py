@@ -30,15 +30,19 @@ def _start_id(last_event_id: str | None, after: int | None) -> int:
 @router.get("/task/{task_id}/events")
 async def events(task_id: str, svc: ServiceDep, request: Request,
                  last_event_id: Annotated[str | None, Header(max_length=32)] = None,
-                 after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None):
+                 after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
+                 run_id: Annotated[str | None, Query(max_length=64, description="only this run's events")] = None,
+                 latest: Annotated[bool, Query(description="skip the history: only new events")] = False):
     """Server-Sent Events: `state` (step run status), `progress` (fraction, message, epoch/step/
     losses), `log` (batches of log lines), `pipeline`. Each event's id can be sent back as
     Last-Event-ID (or ?after=) to resume without missing anything."""
     await asyncio.to_thread(svc.get, task_id)
     start = _start_id(last_event_id, after)
+    if latest and not start:
+        start = await asyncio.to_thread(svc.events.last_id, task_id)
 
     async def stream():
-        async for ev in svc.events.follow(task_id, start, request.is_disconnected):
+        async for ev in svc.events.follow(task_id, start, request.is_disconnected, run_id=run_id):
             yield {"id": str(ev["id"]), "event": ev["type"],
                    "data": orjson.dumps(_payload(ev)).decode()}
 

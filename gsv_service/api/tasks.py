@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Response
 from starlette.concurrency import run_in_threadpool
@@ -42,9 +42,11 @@ def _with_queue(svc, view: dict) -> dict:
 def list_tasks(svc: ServiceDep, response: Response,
                status: Annotated[TaskStatus | None, Query(description="only tasks in this status")] = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-               offset: Annotated[int, Query(ge=0)] = 0):
-    """Tasks oldest first; the total matching count is in the X-Total-Count header."""
-    tasks, total = svc.list(status.value if status else None, limit, offset)
+               offset: Annotated[int, Query(ge=0)] = 0,
+               order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first")] = "asc"):
+    """Tasks oldest first (newest first with order=desc); the total matching count is in the
+    X-Total-Count header."""
+    tasks, total = svc.list(status.value if status else None, limit, offset, order == "desc")
     return JSON([task_view(t) for t in tasks], headers={"X-Total-Count": str(total)})
 
 

@@ -57,7 +57,7 @@ def _weight(ctx: RunContext, kind: str, name: str | None) -> Path:
     if model is None:
         names = ", ".join(m.name for m in tm.list_models(ws, kind)) or "none yet"
         raise StepFailed(f"{kind} weights {name!r} not found (trained: {names}); see GET "
-                         "/api/v1/task/{task_id}/models" if name else
+                         f"/api/v1/task/{ctx.task_id}/models" if name else
                          f"no trained {kind} weights: run train_{kind} first")
     return ws.root / model.path
 

@@ -176,7 +176,7 @@ def convert_audio(ctx: RunContext, p: ConvertParams) -> dict:
     uploads = sorted(f for f in src.iterdir() if f.is_file() and not f.name.startswith("."))
     if not uploads:
         raise StepFailed("input_audio/ holds no uploads; upload recordings with POST "
-                         "/api/v1/task/{task_id}/files/upload")
+                         f"/api/v1/task/{ctx.task_id}/files/upload")
     with _Staged(ctx.workspace.root / "converted_wav") as st:
         ev = _run(ctx, [_job("convert", "--src", src, "--dst", st.tmp, "--workers",
                              _shards(p.workers, len(uploads)))], len(uploads), "conversion")

@@ -16,7 +16,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--access-log", action="store_true",
-                   help="log every request (off by default: it costs a tenth of a polled GET)")
+                   help="log every request (off by default: a line per polled GET costs CPU)")
     return p.parse_args(argv)
 
 

@@ -92,6 +92,24 @@ def upstream_slice(gsv_root: str, gsv_python: str, wav: Path, out: Path) -> dict
     return {**json.loads(line[8:]), "process_wall": wall, "names": sorted(q.name for q in out.glob("*.wav"))}
 
 
+def our_slice_timings(wav: Path, out: Path) -> dict:
+    """Our slicer outside the service, timed the way upstream's script is timed above: the whole
+    child process, and load + slice + write in-process."""
+    from gsv_service.jobs.slice import slice_file
+    keys = ("threshold", "min_length", "min_interval", "hop_size", "max_sil_kept", "_max", "alpha")
+    cfg = {k: (float(v) if "." in v or k == "threshold" else int(v)) for k, v in zip(keys, SLICE_DEFAULTS)}
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "gsv_service.jobs.slice", "--src", str(wav.parent), "--dst",
+                    str(out), "--config", json.dumps(cfg)], check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    t1 = time.perf_counter()
+    for q in out.glob("*.wav"):
+        q.unlink()
+    slice_file(wav, wav.name, out, cfg)
+    return {"process_wall": t1 - t0, "script": time.perf_counter() - t1}
+
+
 def denoise_figures(task_root: Path, tid: str, clean32: np.ndarray, with_default: bool) -> dict:
     """Speech and pause levels over every slice: frames chosen on the clean signal at the slice's
     position (from its name), measured on the noisy slice and on the denoised one."""
@@ -158,6 +176,7 @@ def main() -> None:
         from gsv_service.audio.levels import read_mono
         clean32 = read_mono(conv)[0]
         res["denoise_levels"] = denoise_figures(settings.task_root, t_noisy, clean32, not args.no_default_noisereduce)
+    res["ours_outside_service"] = our_slice_timings(conv, work / "our_slices")
     if args.gsv_root and args.gsv_python:
         up = upstream_slice(args.gsv_root, args.gsv_python, conv, work / "upstream_slices")
         if "names" in up:
@@ -179,6 +198,9 @@ def report(res: dict, secs: float, n_slices: int, json_out: str | None) -> None:
     if "noisereduce_default_floor_db" in lv:
         rows += [("  noisereduce defaults: floor (dB)", f"{lv['noisereduce_default_floor_db']:+.1f}", "(reference)"),
                  ("  noisereduce defaults: speech (dB)", f"{lv['noisereduce_default_speech_db']:+.2f}", "(reference)")]
+    own = res["ours_outside_service"]
+    rows += [("  ours: load+slice+write in-process (x real time)", f"{secs / own['script']:.0f}", ""),
+             ("  ours: job process incl. interpreter start (x)", f"{secs / own['process_wall']:.0f}", "")]
     up = res.get("upstream")
     if up and "script" in up:
         rows += [("upstream slice_audio.py: load+slice+write (x real time)", f"{secs / up['script']:.0f}", ""),

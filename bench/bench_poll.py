@@ -170,6 +170,7 @@ def measure(srv: Server, path: str, args, client: str, pause_ms: int, seconds: f
     r["server_cpu_pct"] = round(100 * server / wall, 1)
     r["client_cpu_pct"] = round(100 * r["client_cpu_s"] / r["client_wall_s"], 1)
     r["other_cpu_pct"] = round(100 * max(0.0, others) / wall, 1)  # other processes: a noisy run shows here
+    r["server_cpu_us_per_request"] = round(1e6 * server / max(1, r["requests"]), 1)
     return r
 
 
@@ -213,6 +214,7 @@ def main(argv=None) -> int:
             ("no pause: requests/s", f"{unpaced['rps']}", f">= {TARGET_RPS}"),
             ("no pause: p50 / p99", f"{unpaced['p50_ms']} / {unpaced['p99_ms']} ms", ""),
             ("no pause: errors", f"{unpaced['errors']}", "0"),
+            ("no pause: server CPU per request", f"{unpaced['server_cpu_us_per_request']} us", ""),
             ("no pause: client / server / other CPU",
              f"{unpaced['client_cpu_pct']} / {unpaced['server_cpu_pct']} / {unpaced['other_cpu_pct']} %",
              f"of one core ({ncpu} cores)"),

@@ -84,6 +84,8 @@ class Server:
         return self.proc.pid
 
     def __enter__(self) -> Server:
+        if threading.current_thread() is threading.main_thread():  # killed: still stop the server
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         env = {k: v for k, v in os.environ.items() if not k.startswith("GSV_")}
         env.update(GSV_TASK_ROOT=str(self.tmp / "api_tasks"), GSV_LOG_DIR=str(self.tmp / "logs"),
                    GSV_SQLITE_PATH=str(self.tmp / "service.db"), GSV_GPUS="", PYTHONPATH=str(self.root))

@@ -79,6 +79,10 @@ def write_s1_config(engine: Engine, ts: TrainSettings, plan: DevicePlan, exp_dir
 
 
 def s1_env(engine: Engine, plan: DevicePlan) -> dict[str, str]:
-    """s1_train.py reads the GPUs from _CUDA_VISIBLE_DEVICES (comma list) and hz from the env."""
+    """s1_train.py reads the GPUs from _CUDA_VISIBLE_DEVICES (comma list) and hz from the env.
+    Lightning draws its progress with rich when rich is installed, and rich draws nothing until
+    the end unless it writes to a terminal: tell it the log is one (plain, wide), as the web UI's
+    console is, so progress can be followed."""
     visible = ",".join(d for d in plan.devices if d) if plan.cuda else ""
-    return engine.env({"_CUDA_VISIBLE_DEVICES": visible, "hz": "25hz"})
+    return engine.env({"_CUDA_VISIBLE_DEVICES": visible, "hz": "25hz", "TTY_COMPATIBLE": "1",
+                       "TTY_INTERACTIVE": "1", "NO_COLOR": "1", "COLUMNS": "400"})

@@ -112,13 +112,13 @@ class LogTail:
             self._partial = b""
 
 
-def tail_bytes(path: Path, max_bytes: int) -> str:
-    """The last max_bytes of a file, starting at a line boundary when possible."""
+def tail_bytes(path: Path, max_bytes: int, end: int | None = None) -> str:
+    """The last max_bytes of a file (up to byte `end`), starting at a line boundary when possible."""
     try:
-        size = path.stat().st_size
+        size = path.stat().st_size if end is None else end
         with open(path, "rb") as f:
             f.seek(max(0, size - max_bytes))
-            data = f.read(max_bytes)
+            data = f.read(min(max_bytes, size))
     except FileNotFoundError:
         return ""
     if size > max_bytes and b"\n" in data:

@@ -4,8 +4,11 @@ s2_train.py logs through `logging` to stdout (`INFO:{exp}:Train Epoch: 3 [0%]`, 
 the six losses + global step + lr, `INFO:{exp}:====> Epoch: 3` at each epoch end) and draws a
 tqdm bar per epoch on stderr (`45%|####5     | 43/96 [03:40<04:31,  5.12s/it]`). s1_train.py's
 PyTorch Lightning draws `Epoch 2:  50%|#####     | 48/96 [00:10<00:10, 4.50it/s, v_num=0,
-total_loss_step=5.83, lr_step=0.002, top_3_acc_step=0.10]` (epochs counted from 0). tqdm redraws
-with carriage returns, so the log is read in segments cut at both \\r and \\n.
+total_loss_step=5.83, lr_step=0.002, top_3_acc_step=0.10]` (epochs counted from 0), or, when
+`rich` is installed (gradio brings it), Lightning's RichProgressBar: `Epoch 2/4 ━━━━╸━━ 48/96
+0:00:10 • 0:00:10 4.50it/s v_num: 0 total_loss_step: 5.830 ...` (epochs from 0, of max_epochs - 1),
+which rich draws live only on a terminal (see engine_configs.s1_env). Bars redraw with carriage
+returns and cursor escapes, so the log is read in segments cut at both \\r and \\n, escapes removed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ _S2_TRAIN_EPOCH = re.compile(r"Train Epoch: (\d+) \[")
 _S2_EPOCH_END = re.compile(r"====> Epoch: (\d+)")
 _S2_START = re.compile(r"start training from epoch (\d+)")
 _S2_LOSSES = re.compile(r"(?:INFO:[^:]*:)?\s*\[([-+0-9.eE, naif]+)\]\s*$")
-_KV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=([-+0-9.eE]+|nan|inf)")
+_KV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:=|: )([-+0-9.eE]+|nan|inf)")
+_RICH_BAR = re.compile(r"Epoch (\d+)/\d+\s+[^\d\s]*\s*(\d+)/(\d+)\s(.*)$")
+_ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_])")
 
 S2_LOSS_NAMES = ("loss_disc", "loss_gen", "loss_fm", "loss_mel", "kl_ssl", "loss_kl")
 
@@ -47,7 +52,13 @@ class SegmentReader:
         text = self._partial + data.decode("utf-8", "replace")
         parts = re.split(r"[\r\n]", text)
         self._partial = parts.pop()[-65536:]
-        return [p for p in parts if p.strip()]
+        return [q for q in (_ANSI.sub("", p) for p in parts) if q.strip()]
+
+
+def bar_position(seg: str) -> tuple[int, int] | None:
+    """(done, total) of a tqdm bar segment, or None."""
+    m = _BAR.search(seg)
+    return (int(m.group(2)), int(m.group(3))) if m else None
 
 
 def _num(text: str) -> float | None:
@@ -129,16 +140,12 @@ class S1Progress(TrainingProgress):
         super().__init__(epochs, "GPT training")
 
     def feed(self, seg: str) -> None:
-        m = _BAR.search(seg)
+        m = _RICH_BAR.search(seg) or _BAR.search(seg)
         if not m or m.group(1) is None:
             return
         self._bar(int(m.group(2)), int(m.group(3)), m.group(1))
-        for key, val in _KV.findall(m.group(4) or ""):
-            v = _num(val)
-            if v is None or key == "v_num":
-                continue
+        logged = {k: _num(v) for k, v in _KV.findall(m.group(4) or "")
+                  if k.endswith(("_step", "_epoch")) and _num(v) is not None}
+        for key in sorted(logged, key=lambda k: k.endswith("_step")):  # the step's value wins
             name = key.removesuffix("_step").removesuffix("_epoch")
-            if "loss" in name:
-                self.losses[name] = v
-            else:
-                self.extra[name] = v
+            (self.losses if "loss" in name else self.extra)[name] = logged[key]

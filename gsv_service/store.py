@@ -6,6 +6,7 @@ reports it. Rows leave this module as plain dicts so no caller holds a session.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -93,6 +94,18 @@ _STEP_COLS = (_S.c.step, _S.c.status, _S.c.run_id, _S.c.updated_at, _R.c.progres
 _DATETIMES = frozenset(("created_at", "updated_at", "started_at", "finished_at"))
 
 
+def _datetime_converter(proc):
+    """Raw datetime value -> aware datetime. SQLite returns text, parsed by `proc`: memoised, as a
+    poll sees the same few timestamps again and again (datetimes are immutable, so sharing is safe)."""
+    if proc is None:
+        return _aware
+
+    @functools.lru_cache(maxsize=4096)
+    def convert(v):
+        return _aware(proc(v))
+    return convert
+
+
 class _TaskReader:
     """SELECT task + step records + each step's run (one round trip, one snapshot), compiled once
     for the engine's dialect. Rows come back as Connection.execute would give them: each column's
@@ -106,6 +119,7 @@ class _TaskReader:
         compiled = stmt.compile(dialect=dialect)
         self.sql = compiled.string
         self.positional = compiled.positional
+        self.autocommit = dialect.name == "postgresql" and dialect.driver in ("psycopg", "psycopg2")
         self.dialect = dialect
         self.columns = list(stmt.selected_columns)
         self.nt = len(_T.c)
@@ -122,20 +136,18 @@ class _TaskReader:
         for i in range(lo, hi):
             col = self.columns[i]
             proc = col.type._cached_result_processor(self.dialect, description[i][1])
-            if proc is not None or col.key in _DATETIMES:
-                out.append((i - lo, proc, col.key in _DATETIMES))
+            if col.key in _DATETIMES:
+                out.append((i - lo, _datetime_converter(proc)))
+            elif proc is not None:
+                out.append((i - lo, proc))
         return out
 
     @staticmethod
     def _convert(values: list, fixers: list) -> list:
-        for j, proc, is_datetime in fixers:
+        for j, fn in fixers:
             v = values[j]
             if v is not None:
-                if proc is not None:
-                    v = proc(v)
-                if is_datetime:
-                    v = _aware(v)
-                values[j] = v
+                values[j] = fn(v)
         return values
 
     def build(self, rows: list, description) -> dict | None:
@@ -185,6 +197,12 @@ class Store:
             reader = self._task_reader = _TaskReader(self.engine.dialect, self.step_names)
         raw = self.engine.raw_connection()
         try:
+            dbapi = raw.driver_connection
+            # psycopg: one statement needs no BEGIN ... ROLLBACK round trips (as SQLAlchemy's own
+            # ping does it); pysqlite opens no transaction for a SELECT anyway.
+            autocommit = reader.autocommit and not dbapi.autocommit
+            if autocommit:
+                dbapi.autocommit = True
             cur = raw.cursor()
             try:
                 cur.execute(reader.sql, reader.params(task_id))
@@ -192,6 +210,8 @@ class Store:
                 description = cur.description
             finally:
                 cur.close()
+                if autocommit and not dbapi.closed:
+                    dbapi.autocommit = False
         finally:
             raw.close()
         return reader.build(rows, description)

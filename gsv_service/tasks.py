@@ -162,8 +162,7 @@ class TaskService:
                            f"has GPUs {', '.join(gpus)} (GSV_GPUS); create a task with a gpu_id from those")
         return requirement(spec.needs_gpu, cfg.gpu_ids, gpus)
 
-    def launch(self, task: dict, spec: StepSpec, parsed, pipeline_id: str | None = None,
-               on_context=None) -> dict:
+    def launch(self, task: dict, spec: StepSpec, parsed, pipeline_id: str | None = None) -> dict:
         """Record a queued run and hand it to the runner (preconditions already checked)."""
         ws = self.workspace(task)
         cfg = TaskConfig.model_validate(task["config"])
@@ -179,14 +178,11 @@ class TaskService:
 
         def make_context(run_row: dict, cancel_event) -> RunContext:
             ws.ensure("logs")
-            ctx = RunContext(run_id=run_row["id"], task_id=task["id"], step=spec.name,
+            return RunContext(run_id=run_row["id"], task_id=task["id"], step=spec.name,
                              config=task["config"], workspace=ws, engine=self.engine,
                              settings=self.settings, log_path=Path(run_row["log_path"]), store=self.store,
                              cancel_event=cancel_event, step_status=step_status,
                              events=self.events)
-            if on_context:
-                on_context(ctx)
-            return ctx
 
         self.runner.submit(run, make_context, lambda ctx: spec.execute(ctx, parsed), consumers_of(spec.name))
         return run

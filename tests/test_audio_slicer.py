@@ -139,3 +139,28 @@ def test_cuts_where_upstream_slicer2_cuts(speech_set, tmp_path, params, noisy):
     ours = [[s.start, s.end] for s in find_segments(x, SlicerConfig(sr=sr, **cfg))]
     assert len(ours) == len(theirs)
     assert np.max(np.abs(np.array(ours) - np.array(theirs))) <= 0.020 * sr
+
+
+@pytest.mark.real_engine
+def test_slice_names_equal_upstream_slice_audio_names(speech_set, tmp_path):
+    """Upstream's tools/slice_audio.py (as the web UI runs it) and our slice job, same input file:
+    the same slice files, byte for byte in name, so upstream-made transcripts map onto ours."""
+    root, py = _engine()
+    src = tmp_path / "in"
+    src.mkdir()
+    convert(speech_set.long.path, src / "reading.wav")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tools")])}
+    p = subprocess.run([py, "-s", "tools/slice_audio.py", str(src / "reading.wav"), str(tmp_path / "up"),
+                        "-34", "4000", "300", "10", "500", "0.9", "0.25", "0", "1"], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        pytest.skip(f"upstream's slice_audio.py does not run in GSV_PYTHON: {p.stderr[-300:]}")
+    from gsv_service.jobs.slice import main as slice_main
+    cfg = {"threshold": -34, "min_length": 4000, "min_interval": 300, "hop_size": 10, "max_sil_kept": 500,
+           "_max": 0.9, "alpha": 0.25}
+    slice_main(["--src", str(src), "--dst", str(tmp_path / "ours"), "--config", json.dumps(cfg)])
+    theirs = sorted(q.name for q in (tmp_path / "up").glob("*.wav"))
+    assert theirs and sorted(q.name for q in (tmp_path / "ours").glob("*.wav")) == theirs
+    for name in theirs[:3]:  # and the same samples (both write int16 of the same normalised chunk)
+        a, b = read_mono(tmp_path / "up" / name)[0], read_mono(tmp_path / "ours" / name)[0]
+        assert len(a) == len(b) and np.max(np.abs(a - b)) <= 2 / 32768

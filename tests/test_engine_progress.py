@@ -49,15 +49,38 @@ def test_s2_epoch_end_and_resume():
     assert p.report()[0] == 1.0
 
 
-def test_s1_lightning_bar():
+def test_s1_lightning_tqdm_bar():
+    """Lightning without rich: its TQDMProgressBar."""
     p = S1Progress(epochs=2)
     _feed(p, "Epoch 0:  50%|█████     | 12/24 [00:30<00:30,  0.40it/s, v_num=0, total_loss_step=612.0, "
              "lr_step=0.002, top_3_acc_step=0.0312]\rEpoch 1:  25%|██▌       | 6/24 [00:15<00:45,  0.40it/s, "
              "v_num=0, total_loss_step=580.5, lr_step=0.002, top_3_acc_step=0.0625, total_loss_epoch=600.0]")
     fraction, _, m = p.report()
     assert (m["epoch"], m["iteration"], m["step"], m["total_steps"]) == (2, 6, 30, 48)
-    assert m["losses"] == {"total_loss": 600.0} and m["top_3_acc"] == 0.0625 and m["lr"] == 0.002
+    assert m["losses"] == {"total_loss": 580.5} and m["top_3_acc"] == 0.0625 and m["lr"] == 0.002
     assert fraction == pytest.approx(30 / 48)
+
+
+# PyTorch Lightning 2.6 with rich installed (RichProgressBar), as s1_train.py draws it when rich
+# believes it writes to a terminal (env from engine_configs.s1_env); captured raw.
+S1_RICH_REAL = (
+    "\x1b[?25l\r\x1b[2KEpoch 0/1                                           0/12 \x1b[2m0:00:00 • -:--:--\x1b[0m "
+    "\x1b[2;4m0.00it/s\x1b[0m  \r\x1b[2KEpoch 1/1  ━━━━━━━━━━━━━━━━╸                        5/12 \x1b[2m0:00:00 • "
+    "0:00:01\x1b[0m \x1b[2;4m18.97it/s\x1b[0m \x1b[3mtotal_loss_step: 0.162 lr_step: 0.002 top_3_acc_step: 0.500 "
+    "total_loss_epoch: 0.505 lr_epoch: 0.002 top_3_acc_epoch: 0.500\x1b[0m"
+)
+
+
+def test_s1_rich_bar_through_the_segment_reader(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text(S1_RICH_REAL + "\n", encoding="utf-8")
+    p = S1Progress(epochs=2)
+    for seg in SegmentReader(log).segments():
+        p.feed(seg)
+    fraction, message, m = p.report()
+    assert (m["epoch"], m["iteration"], m["step"], m["total_steps"]) == (2, 5, 17, 24)
+    assert m["losses"] == {"total_loss": 0.162} and m["top_3_acc"] == 0.5 and m["lr"] == 0.002
+    assert fraction == pytest.approx(17 / 24) and "epoch 2/2" in message
 
 
 def test_segment_reader_splits_on_carriage_returns_and_keeps_partial_tail(tmp_path):

@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="default: ROOT/GPT_SoVITS/pretrained_models")
     ap.add_argument("--versions", nargs="+", default=["v2ProPlus"], choices=list(FILES))
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--g2pw-assets", type=Path, help="also write a G2PW stand-in (Chinese G2P, v2 and "
+                    "later) into ROOT/GPT_SoVITS/text/G2PWModel from this folder's POLYPHONIC_CHARS.txt, "
+                    "MONOPHONIC_CHARS.txt and config.py; see tools/g2pw_standin.py")
     args = ap.parse_args(argv)
     if not args.root or not (Path(args.root) / "GPT_SoVITS").is_dir():
         ap.error("--root (or GSV_ROOT) must name a GPT-SoVITS checkout")
@@ -170,7 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     for v in args.versions:
         made += make_sovits(root, out, v)
         made.append(make_gpt(root, out, v))
-    report = {str(p.relative_to(out)): (sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    if args.g2pw_assets:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import g2pw_standin
+
+        made.append(g2pw_standin.write(args.g2pw_assets.resolve(), root))
+    report = {str(p.relative_to(out) if p.is_relative_to(out) else p): (sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
                                         if p.is_dir() else p.stat().st_size) for p in made}
     g_versions = {v: semantic_version_of(out / FILES[v][0]) for v in args.versions}
     print(json.dumps({"out": str(out), "bytes": report, "semantic_stage_reads_G_as": g_versions}, indent=1))

@@ -37,8 +37,8 @@ async def get_logs(task_id: str, svc: ServiceDep, request: Request,
 
 
 async def _follow(svc, run_id: str, path: Path, tail: int, request: Request):
-    yield tail_bytes(path, tail)
     follower = LogTail(path, start_at_end=True)
+    yield tail_bytes(path, tail, end=follower.offset)  # then exactly what comes after it
     active = {s.value for s in ACTIVE}
     while True:
         chunk = "".join(line + "\n" for line in follower.lines())

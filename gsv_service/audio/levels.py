@@ -20,7 +20,9 @@ def read_mono(path: Path) -> tuple[np.ndarray, int]:
 
 def write_pcm16(path: Path, x: np.ndarray, sr: int) -> None:
     """Write 16-bit PCM, truncating toward zero as upstream's slicer does (x * 32767 -> int16)."""
-    pcm = (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
+    y = x * np.float32(32767)
+    np.clip(y, -32767, 32767, out=y)
+    pcm = y.astype(np.int16)
     sf.write(str(path), pcm, sr, subtype="PCM_16", format="WAV")
 
 

@@ -73,7 +73,7 @@ class Segment:
 def volume_curve(x: np.ndarray, hop: int, win: int) -> np.ndarray:
     """RMS of win samples every hop samples, the signal zero-padded by win // 2 on both sides.
 
-    Energies are summed per block of gcd(win, hop) samples, then each window adds its blocks:
+    Energies are summed per block of g = gcd(win, hop) samples, then each window adds its blocks:
     with the usual win = 4 hops that is 4 vector additions for the whole file.
     """
     half = win // 2
@@ -81,12 +81,14 @@ def volume_curve(x: np.ndarray, hop: int, win: int) -> np.ndarray:
     if n_frames <= 0:
         return np.zeros(0)
     g = math.gcd(win, hop)
-    need = (n_frames - 1) * hop + win
-    padded = np.zeros(need, np.float32)
-    body = x[:need - half]
-    padded[half:half + len(body)] = body
-    blocks = padded.reshape(-1, g)
-    energy = np.einsum("ij,ij->i", blocks, blocks).astype(np.float64)
+    if half % g:  # the padding is not whole blocks (win == hop, odd sizes): pad a copy
+        x, half = np.concatenate([np.zeros(half % g, x.dtype), x]), half - half % g
+    k = len(x) // g
+    blocks = x[:k * g].reshape(k, g)  # a view: no copy of the recording
+    energy = np.zeros(half // g + k + 1 + win // g + n_frames * (hop // g), np.float64)
+    energy[half // g:half // g + k] = np.einsum("ij,ij->i", blocks, blocks)
+    tail = x[k * g:]
+    energy[half // g + k] = float(np.dot(tail, tail))
     step, last = hop // g, (n_frames - 1) * (hop // g) + 1
     total = energy[0:last:step].copy()
     for j in range(1, win // g):

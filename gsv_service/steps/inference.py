@@ -15,10 +15,11 @@ from pydantic import Field
 from gsv_service import trained_models as tm
 from gsv_service.jobs import protocol
 from gsv_service.procs import Command
+from gsv_service.progress_parsers import SegmentReader, bar_position
 from gsv_service.runner import RunContext, StepFailed
 from gsv_service.states import Reason
 from gsv_service.steps import engine_common as ec
-from gsv_service.steps.base import StepParams, StepSpec, audio_source
+from gsv_service.steps.base import PRO_VERSIONS, StepParams, StepSpec, audio_source
 from gsv_service.task_config import Language, TaskConfig
 from gsv_service.workspace import PathRejected, safe_name
 
@@ -105,6 +106,21 @@ def _on_line(ctx: RunContext, result: dict):
     return on_line
 
 
+def _token_poll(ctx: RunContext):
+    """The GPT's decoding bar (tqdm, up to its token limit): the long part on a CPU."""
+    reader = SegmentReader(ctx.log_path)
+    reader.offset = ctx.log_path.stat().st_size if ctx.log_path.exists() else 0
+
+    def poll() -> None:
+        last = None
+        for seg in reader.segments():
+            last = bar_position(seg) or last
+        if last:
+            done, total = last
+            ctx.progress(1 / 3 + done / total / 3, f"synthesising: {done}/{total} tokens at most")
+    return poll
+
+
 def run_inference(ctx: RunContext, p: InferenceParams) -> dict:
     engine, cfg = ec.engine_of(ctx), ec.task_config(ctx)
     plan = ec.plan_of(ctx, cfg, p.is_half)
@@ -119,7 +135,8 @@ def run_inference(ctx: RunContext, p: InferenceParams) -> dict:
     job = {"ref_audio": str(ref), "ref_text": ref_text, "ref_language": ref_lang,
            "target_text": p.target_text or DEFAULT_TEXT.get(target_lang, ZH_TEXT),
            "target_language": target_lang, "output": str(out), "top_k": p.top_k, "top_p": p.top_p,
-           "temperature": p.temperature, "sv_path": str(engine.pretrained("sv"))}
+           "temperature": p.temperature,
+           "sv_path": str(engine.pretrained("sv")) if cfg.model_version in PRO_VERSIONS else None}
     job_path = ws.root / "configs" / f"inference-{p.output_name}.json"
     job_path.parent.mkdir(parents=True, exist_ok=True)
     job_path.write_text(json.dumps(job, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -130,7 +147,8 @@ def run_inference(ctx: RunContext, p: InferenceParams) -> dict:
                       "_CUDA_VISIBLE_DEVICES": plan.visible(0)})
     result: dict = {}
     codes = ctx.run([Command([engine.python, "-s", str(INFER_SCRIPT), str(job_path)], cwd=engine.root,
-                             env=env, label="inference")], on_line=_on_line(ctx, result))
+                             env=env, label="inference")], on_line=_on_line(ctx, result),
+                    poll=_token_poll(ctx))
     ec.fail_exit_codes(codes, "inference", ctx.log_path)
     if not out.is_file() or out.stat().st_size == 0:
         raise StepFailed(ec.with_traceback("inference exited normally but wrote no audio", ctx.log_path),

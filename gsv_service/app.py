@@ -20,7 +20,8 @@ from gsv_service.pipeline_records import PipelineRecords
 from gsv_service.runner import LocalRunner
 from gsv_service.settings import Settings
 from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
-from gsv_service.store import Store, make_engine, migrate
+from gsv_service.db import make_engine, migrate
+from gsv_service.store import Store
 from gsv_service.tasks import TaskService
 from gsv_service.webhooks import Webhooks
 

@@ -13,7 +13,7 @@ from sqlalchemy import and_, func, insert, select
 from sqlalchemy.engine import Engine
 
 from gsv_service.models import Event, utcnow
-from gsv_service.store import _row
+from gsv_service.db import row
 
 _E = Event.__table__
 MAX_LINE_CHARS = 2000
@@ -29,7 +29,7 @@ class EventLog:
         q = (select(_E.c.id, _E.c.run_id, _E.c.type, _E.c.data, _E.c.created_at)
              .where(and_(*where)).order_by(_E.c.id).limit(limit))
         with self.engine.connect() as c:
-            return [_row(m) for m in c.execute(q).mappings()]
+            return [row(m) for m in c.execute(q).mappings()]
 
     def append_log_lines(self, task_id: str, run_id: str, step: str, lines: list[str]) -> None:
         """One event per batch; a flood keeps its last lines and says how many it skipped."""

@@ -9,7 +9,8 @@ from sqlalchemy.engine import Engine
 
 from gsv_service.models import Pipeline, Task, utcnow
 from gsv_service.states import PipelineStatus, TaskStatus
-from gsv_service.store import _row, emit
+from gsv_service.db import row
+from gsv_service.store import emit
 
 _P, _T = Pipeline.__table__, Task.__table__
 
@@ -73,14 +74,14 @@ class PipelineRecords:
 
     def get(self, pid: str) -> dict | None:
         with self.engine.connect() as c:
-            return _row(c.execute(select(_P).where(_P.c.id == pid)).mappings().first())
+            return row(c.execute(select(_P).where(_P.c.id == pid)).mappings().first())
 
     def latest(self, task_id: str) -> dict | None:
         with self.engine.connect() as c:
             q = select(_P).where(_P.c.task_id == task_id).order_by(_P.c.created_at.desc()).limit(1)
-            return _row(c.execute(q).mappings().first())
+            return row(c.execute(q).mappings().first())
 
     def unfinished(self) -> list[dict]:
         with self.engine.connect() as c:
             q = select(_P).where(_P.c.status == PipelineStatus.running.value)
-            return [_row(m) for m in c.execute(q).mappings()]
+            return [row(m) for m in c.execute(q).mappings()]

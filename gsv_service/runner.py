@@ -152,7 +152,7 @@ class RunContext:
                     poll()
                 if done:
                     break
-                if self.cancel_event.wait(0.2):
+                if self.cancel_event.wait(0.02):  # also how late a child's exit is noticed
                     self._kill(procs)
                     for line in tail.lines(final=True):  # what they printed before dying
                         if on_line:

@@ -9,16 +9,14 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from gsv_service.db import aware as _aware
+from gsv_service.db import row
 from gsv_service.models import Event, Pipeline, StepRun, Task, TaskStep, utcnow
 from gsv_service.scheduler import Scheduler
 from gsv_service.states import ACTIVE, Reason, RunStatus, TaskStatus, sources_of, task_status_for_run
@@ -36,52 +34,6 @@ class TaskBusy(Exception):
 
 class RunStateConflict(Exception):
     """A status change that the state table does not allow (e.g. finishing a finished run)."""
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # WAL: readers never wait for the writer
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
-
-
-def migrate(engine: Engine) -> None:
-    """Apply every Alembic migration up to head (idempotent)."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-
-
-def _aware(dt: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt
-
-
-def _row(m: Mapping | None) -> dict | None:
-    if m is None:
-        return None
-    d = dict(m)
-    for k in ("created_at", "updated_at", "started_at", "finished_at"):
-        if k in d:
-            d[k] = _aware(d[k])
-    return d
 
 
 def emit(c: Connection, task_id: str, run_id: str | None, type_: str, data: dict) -> None:
@@ -110,7 +62,7 @@ class _TaskReader:
     """SELECT task + step records + each step's run (one round trip, one snapshot), compiled once
     for the engine's dialect. Rows come back as Connection.execute would give them: each column's
     result processor (JSON decoding, SQLite datetime parsing) is taken from its type with the
-    cursor's type code, as SQLAlchemy itself does; naive datetimes become UTC as in _row()."""
+    cursor's type code, as SQLAlchemy itself does; naive datetimes become UTC as in row()."""
 
     def __init__(self, dialect, step_names: list[str]):
         stmt = (select(*_T.c, *_STEP_COLS)
@@ -227,7 +179,7 @@ class Store:
             total = c.execute(select(func.count()).select_from(_T).where(*where)).scalar() or 0
             order = _T.c.seq.desc() if newest_first else _T.c.seq
             rows = c.execute(select(_T).where(*where).order_by(order).limit(limit).offset(offset))
-            tasks = [_row(m) for m in rows.mappings()]
+            tasks = [row(m) for m in rows.mappings()]
             steps = self._steps(c, [t["id"] for t in tasks])
         for t in tasks:
             t["steps"] = steps.get(t["id"], {})
@@ -244,7 +196,7 @@ class Store:
              .where(_S.c.task_id.in_(task_ids)))
         order = {s: i for i, s in enumerate(self.step_names)}
         for m in sorted(c.execute(q).mappings(), key=lambda m: order.get(m["step"], 99)):
-            d = _row(m)
+            d = row(m)
             out[d.pop("task_id")][d.pop("step")] = d
         return out
 
@@ -407,23 +359,23 @@ class Store:
 
     @staticmethod
     def _get_run(c: Connection, run_id: str) -> dict | None:
-        return _row(c.execute(select(_R).where(_R.c.id == run_id)).mappings().first())
+        return row(c.execute(select(_R).where(_R.c.id == run_id)).mappings().first())
 
     def list_runs(self, task_id: str, step: str | None = None) -> list[dict]:
         where = [_R.c.task_id == task_id] + ([_R.c.step == step] if step else [])
         with self.engine.connect() as c:
             rows = c.execute(select(_R).where(*where).order_by(_R.c.created_at))
-            return [_row(m) for m in rows.mappings()]
+            return [row(m) for m in rows.mappings()]
 
     def latest_run(self, task_id: str) -> dict | None:
         with self.engine.connect() as c:
             q = select(_R).where(_R.c.task_id == task_id).order_by(_R.c.created_at.desc()).limit(1)
-            return _row(c.execute(q).mappings().first())
+            return row(c.execute(q).mappings().first())
 
     def active_runs(self) -> list[dict]:
         with self.engine.connect() as c:
             q = select(_R).where(_R.c.status.in_([s.value for s in ACTIVE])).order_by(_R.c.created_at)
-            return [_row(m) for m in c.execute(q).mappings()]
+            return [row(m) for m in c.execute(q).mappings()]
 
     def fail_interrupted(self, run_id: str) -> dict | None:
         try:

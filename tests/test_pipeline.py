@@ -4,7 +4,6 @@ pause, cancel, graph concurrency, and GPU queueing across tasks through the API.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,8 @@ def test_eleven_steps_train_a_voice(tmp_path, tiny, version):
     summary: dict = {"version": version, "language": LANGUAGE, "steps": {}}
     with service(s) as c:
         tid = create_task(c, language=LANGUAGE, model_version=version, batch_size=4, epochs_s2=1,
-                          epochs_s1=1, save_every_epoch_s2=1, save_every_epoch_s1=1)["task_id"]
+                          epochs_s1=1, save_every_epoch_s2=1, save_every_epoch_s1=1,
+                          gpu_id="0-1")["task_id"]  # two feature shards (CPU processes here)
         _upload(c, tid, speech.path)
         plan = [("convert_audio", {}), ("slice_audio", {}), ("denoise_audio", {"method": "spectral"}),
                 ("asr_transcribe", {"method": "provided"}), *((f, {}) for f in FEATURE_STEPS),
@@ -89,3 +91,73 @@ def test_eleven_steps_train_a_voice(tmp_path, tiny, version):
     if out:
         Path(out).write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     print(json.dumps(summary, indent=1, ensure_ascii=False))
+
+
+def _spoken(root: Path, work: Path, n: int) -> list[tuple[str, str, str]]:
+    """n espeak utterances in root/sliced, as (name, LANG, text) for a transcript."""
+    sents = af.SENTENCES_EN if LANGUAGE == "en" else af.SENTENCES_ZH
+    out = []
+    for i in range(n):
+        text = sents[i % len(sents)]
+        af.speak(text, root / "sliced" / f"utt_{i:02d}.wav", LANGUAGE)
+        out.append((f"utt_{i:02d}.wav", LANGUAGE.upper(), text))
+    return out
+
+
+def _write_list(root: Path, lines: list[tuple[str, str, str]]) -> None:
+    rows = [f"{root / 'sliced' / n}|spk|{lang}|{text}" for n, lang, text in lines]
+    (root / "transcripts").mkdir(parents=True, exist_ok=True)
+    (root / "transcripts" / "spk.list").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def test_real_dropped_item_is_named_with_the_engines_error(tmp_path, tiny):
+    root_engine, python = REAL
+    s = make_settings(tmp_path, None, engine_root=root_engine, engine_python=python, pretrained_dir=tiny)
+    with service(s) as c:
+        tid = create_task(c, language=LANGUAGE, model_version=VERSIONS[0], gpu_id="0-1")["task_id"]
+        root = task_dir(s, tid)
+        lines = _spoken(root, tmp_path, 3)
+        af.speak("silence", root / "sliced" / "blank.wav", "en")
+        _write_list(root, lines + [("blank.wav", LANGUAGE.upper(), " ")])
+        run, _ = timed_step(c, tid, "extract_text_features", STEP_TIMEOUT)
+        ok, _ = timed_step(c, tid, "extract_text_features", STEP_TIMEOUT, allow_dropped=True)
+    print(json.dumps({"failed": run["error_message"], "dropped": ok["result"].get("dropped")}, indent=1,
+                     ensure_ascii=False))
+    assert run["status"] == "failed" and "blank.wav: empty text" in run["error_message"]
+    assert ok["status"] == "completed" and ok["result"]["items"] == 3
+
+
+def test_real_cancel_during_training_leaves_no_process(tmp_path, tiny):
+    import psutil
+
+    root_engine, python = REAL
+    s = make_settings(tmp_path, None, engine_root=root_engine, engine_python=python, pretrained_dir=tiny,
+                      kill_grace_s=5.0)
+    with service(s) as c:
+        tid = create_task(c, language=LANGUAGE, model_version=VERSIONS[0], batch_size=2)["task_id"]
+        root = task_dir(s, tid)
+        _write_list(root, _spoken(root, tmp_path, 4))
+        for step in FEATURE_STEPS:
+            run, _ = timed_step(c, tid, step, STEP_TIMEOUT)
+            assert run["status"] == "completed", run["error_message"]
+        rid = c.post(f"/api/v1/task/{tid}/step/train_sovits", json={"params": {}}).json()["run_id"]
+        conf = str(root / "configs" / "s2.json")
+        family: set[int] = set()
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:  # until the training loop runs (its bar shows a step)
+            for p in psutil.process_iter(["cmdline"]):
+                if conf in (p.info["cmdline"] or []):
+                    family |= {p.pid} | {k.pid for k in p.children(recursive=True)}
+            run = c.get(f"/api/v1/task/{tid}/runs/{rid}").json()
+            if (run["metrics"] or {}).get("iterations_per_epoch"):
+                break
+            time.sleep(0.5)
+        assert len(family) >= 3, "s2_train.py, its training child and its data loader workers"
+        t0 = time.monotonic()
+        c.post(f"/api/v1/task/{tid}/cancel")
+        while c.get(f"/api/v1/task/{tid}/runs/{rid}").json()["status"] == "running":
+            time.sleep(0.2)
+        final = c.get(f"/api/v1/task/{tid}/runs/{rid}").json()
+    alive = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    print(json.dumps({"processes": len(family), "cancel_s": round(time.monotonic() - t0, 1)}))
+    assert final["status"] == "cancelled" and alive == []

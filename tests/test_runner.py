@@ -15,7 +15,8 @@ from gsv_service.procs import Command, group_alive
 from gsv_service.runner import LocalRunner, RunContext, StepFailed
 from gsv_service.states import RunStatus
 from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
-from gsv_service.store import Store, make_engine, migrate
+from gsv_service.db import make_engine, migrate
+from gsv_service.store import Store
 from gsv_service.workspace import task_workspace
 from tests.conftest import make_settings, wait_for
 

@@ -109,7 +109,10 @@ def tracebacks(log_path: Path) -> list[tuple[str, str, str]]:
             continue
         prefix, block = lines[i][:at].strip(), [lines[i][at:]]
         i += 1
-        while i < len(lines) and (lines[i].startswith((" ", "\t")) or not lines[i].strip()):
+        # parallel shards can crash at once and interleave their tracebacks in the one log:
+        # a second header inside a block belongs to a sibling, not the end of this one
+        while i < len(lines) and (lines[i].startswith((" ", "\t")) or not lines[i].strip()
+                                  or lines[i].strip() == _TB):
             block.append(lines[i])
             i += 1
         exc = lines[i].strip() if i < len(lines) else ""

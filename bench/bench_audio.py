@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -183,6 +184,7 @@ def main() -> None:
             up["same_slice_names"] = up.pop("names") == ours
         res["upstream"] = up
     report(res, secs, len(ours), args.json_out)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def report(res: dict, secs: float, n_slices: int, json_out: str | None) -> None:

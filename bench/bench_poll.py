@@ -158,14 +158,14 @@ def run_asyncio(port: int, path: str, clients: int, seconds: float, pause_ms: in
 def measure(srv: Server, path: str, args, client: str, pause_ms: int, seconds: float) -> dict:
     if args.quiet_pct:
         wait_for_quiet(args.quiet_pct)
-    cpu0, busy0, t0 = cpu_seconds(srv.pid), machine_busy_seconds(), time.perf_counter()
+    cpu0, busy0, t0 = cpu_seconds(srv.pid, True), machine_busy_seconds(), time.perf_counter()
     if client == "wrk":
         r = run_wrk(f"http://{HOST}:{srv.port}{path}", args.clients, seconds, pause_ms, args.wrk_threads)
         r["client"] = "wrk"
     else:
         r = run_asyncio(srv.port, path, args.clients, seconds, pause_ms)
     wall = time.perf_counter() - t0
-    server = cpu_seconds(srv.pid) - cpu0
+    server = cpu_seconds(srv.pid, True) - cpu0
     others = machine_busy_seconds() - busy0 - server - r["client_cpu_s"]
     r["server_cpu_pct"] = round(100 * server / wall, 1)
     r["client_cpu_pct"] = round(100 * r["client_cpu_s"] / r["client_wall_s"], 1)

@@ -156,11 +156,22 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU time of a live process, from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """user + system CPU time of a live process, from /proc/PID/stat; with children=True plus its
+    live descendants' (uvicorn --workers N runs the app in child processes)."""
+    pids = [pid]
+    if children:
+        import psutil
+        pids += [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    total = 0.0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds() -> float:

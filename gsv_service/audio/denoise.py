@@ -5,7 +5,7 @@ its gate also cuts the weaker parts of speech (about -6 dB on speech). Here the 
 comes from the quietest frames of all slices of the same recording (their pauses), the gate runs
 on 50 %-overlapping 32 ms frames (twice as fast as the default 75 %), and the speech frames are
 brought back to the level they had before. Measured on espeak speech with 20 dB SNR white or pink
-noise: noise floor -22 to -26 dB, speech level within 0.1 dB (see bench/bench_audio.py).
+noise: noise floor -20 dB (pink) to -26 dB (white), speech level within 0.1 dB (bench/bench_audio.py).
 """
 
 from __future__ import annotations

@@ -15,6 +15,15 @@ from gsv_service.store import emit
 _P, _T = Pipeline.__table__, Task.__table__
 
 
+def _take_task(c, task_id: str, pid: str, now) -> bool:
+    """The pipeline becomes the task's owner, unless a step or another pipeline owns it."""
+    took = c.execute(update(_T).where(and_(_T.c.id == task_id, _T.c.active_run_id.is_(None),
+                                           _T.c.active_pipeline_id.is_(None)))
+                     .values(active_pipeline_id=pid, status=TaskStatus.running.value,
+                             error_message=None, updated_at=now))
+    return took.rowcount == 1
+
+
 class PipelineRecords:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -23,11 +32,7 @@ class PipelineRecords:
         """A running pipeline that owns the task, or None if a step or pipeline owns it already."""
         pid, now = uuid.uuid4().hex, utcnow()
         with self.engine.begin() as c:
-            took = c.execute(update(_T).where(and_(_T.c.id == task_id, _T.c.active_run_id.is_(None),
-                                                   _T.c.active_pipeline_id.is_(None)))
-                             .values(active_pipeline_id=pid, status=TaskStatus.running.value,
-                                     error_message=None, updated_at=now))
-            if took.rowcount != 1:
+            if not _take_task(c, task_id, pid, now):
                 return None
             c.execute(insert(_P).values(id=pid, task_id=task_id, status=PipelineStatus.running.value,
                                         spec=spec, owner=owner, created_at=now))
@@ -39,11 +44,7 @@ class PipelineRecords:
         """Take the task again for a pipeline paused for review."""
         now = utcnow()
         with self.engine.begin() as c:
-            took = c.execute(update(_T).where(and_(_T.c.id == task_id, _T.c.active_run_id.is_(None),
-                                                   _T.c.active_pipeline_id.is_(None)))
-                             .values(active_pipeline_id=pid, status=TaskStatus.running.value,
-                                     error_message=None, updated_at=now))
-            if took.rowcount != 1:
+            if not _take_task(c, task_id, pid, now):
                 return None
             c.execute(update(_P).where(and_(_P.c.id == pid, _P.c.status == PipelineStatus.awaiting_review.value))
                       .values(status=PipelineStatus.running.value, spec=spec, owner=owner, reason=None,

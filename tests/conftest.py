@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -142,3 +143,42 @@ def wait_for(pred, timeout: float = 30.0, interval: float = 0.05, what: str = "c
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def runner_env(tmp_path: Path, db_url: str | None, max_workers: int = 2, **over):
+    """A migrated store and a LocalRunner on it, torn down afterwards."""
+    from gsv_service.db import make_engine, migrate
+    from gsv_service.runner import LocalRunner
+    from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
+    from gsv_service.store import Store
+
+    settings = make_settings(tmp_path, db_url, **over)
+    store = Store(make_engine(settings.db_url), STEP_NAMES, WEIGHTS)
+    migrate(store.engine)
+    runner = LocalRunner(store, settings, max_workers=max_workers)
+    try:
+        yield settings, store, runner
+    finally:
+        runner.shutdown()
+        store.engine.dispose()
+
+
+def submit_run(settings, store, runner, execute, step: str = "train_sovits", resources: dict | None = None,
+               invalidates: list[str] | None = None):
+    """Record a queued run of a fresh task and hand `execute(ctx)` to the runner."""
+    from gsv_service.runner import RunContext
+    from gsv_service.workspace import task_workspace
+
+    task = store.create_task("t", {"exp_name": "x"})
+    ws = task_workspace(Path(settings.task_root), task["id"], "x")
+    run = store.start_run(task["id"], step, {}, lambda rid: ws.run_log(step, rid), owner=runner.owner,
+                          resources=resources)
+
+    def make_ctx(r, ev):
+        return RunContext(run_id=r["id"], task_id=task["id"], step=step, config=task["config"],
+                          workspace=ws, engine=None, settings=settings, log_path=Path(r["log_path"]),
+                          store=store, cancel_event=ev)
+
+    runner.submit(run, make_ctx, execute, invalidates or [])
+    return task, run

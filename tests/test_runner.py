@@ -12,13 +12,10 @@ import psutil
 import pytest
 
 from gsv_service.procs import Command, group_alive
-from gsv_service.runner import LocalRunner, RunContext, StepFailed
+from gsv_service.runner import LocalRunner, StepFailed
 from gsv_service.states import RunStatus
-from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
-from gsv_service.db import make_engine, migrate
-from gsv_service.store import Store
 from gsv_service.workspace import task_workspace
-from tests.conftest import make_settings, wait_for
+from tests.conftest import runner_env, submit_run, wait_for
 
 # A "training" that forks two children which ignore SIGTERM-less shutdown by sleeping, and
 # writes its pids so the test can look for survivors.
@@ -39,27 +36,12 @@ FAMILY = textwrap.dedent("""
 
 @pytest.fixture
 def env(tmp_path, db_url):
-    settings = make_settings(tmp_path, db_url, kill_grace_s=1.0)
-    store = Store(make_engine(settings.db_url), STEP_NAMES, WEIGHTS)
-    migrate(store.engine)
-    runner = LocalRunner(store, settings, max_workers=2)
-    yield settings, store, runner
-    runner.shutdown()
-    store.engine.dispose()
+    with runner_env(tmp_path, db_url, kill_grace_s=1.0) as e:
+        yield e
 
 
 def _submit(settings, store, runner, execute, step="train_sovits"):
-    task = store.create_task("t", {"exp_name": "x"})
-    ws = task_workspace(Path(settings.task_root), task["id"], "x")
-    run = store.start_run(task["id"], step, {}, lambda rid: ws.run_log(step, rid), owner=runner.owner)
-
-    def make_ctx(r, ev):
-        return RunContext(run_id=r["id"], task_id=task["id"], step=step, config=task["config"],
-                          workspace=ws, engine=None, settings=settings, log_path=Path(r["log_path"]),
-                          store=store, cancel_event=ev)
-
-    runner.submit(run, make_ctx, execute, ["test_inference"])
-    return task, run
+    return submit_run(settings, store, runner, execute, step, invalidates=["test_inference"])
 
 
 def _finished(store, run_id):

@@ -4,52 +4,28 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from gsv_service.procs import Command
-from gsv_service.runner import LocalRunner, RunContext
 from gsv_service.scheduler import Scheduler
-from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
-from gsv_service.db import make_engine, migrate
-from gsv_service.store import Store
-from gsv_service.workspace import task_workspace
-from tests.conftest import make_settings, wait_for
+from tests.conftest import runner_env, submit_run, wait_for
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(0.4)"]
 
 
 @pytest.fixture
 def env(tmp_path, db_url):
-    settings = make_settings(tmp_path, db_url, cpu_slots=1)
-    store = Store(make_engine(settings.db_url), STEP_NAMES, WEIGHTS)
-    migrate(store.engine)
-    runner = LocalRunner(store, settings, max_workers=4)
-    yield settings, store, runner
-    runner.shutdown()
-    store.engine.dispose()
+    with runner_env(tmp_path, db_url, max_workers=4, cpu_slots=1) as e:
+        yield e
 
 
 def submit(settings, store, runner, resources, step="train_sovits", argv=SLEEP):
-    task = store.create_task("t", {"exp_name": "x"})
-    ws = task_workspace(Path(settings.task_root), task["id"], "x")
-    run = store.start_run(task["id"], step, {}, lambda rid: ws.run_log(step, rid), owner=runner.owner,
-                          resources=resources)
-    seen = {}
-
-    def make_ctx(r, ev):
-        return RunContext(run_id=r["id"], task_id=task["id"], step=step, config=task["config"],
-                          workspace=ws, engine=None, settings=settings, log_path=Path(r["log_path"]),
-                          store=store, cancel_event=ev)
-
     def execute(ctx):
-        seen["leases"] = list(ctx.leases)
         ctx.run([Command(argv)])
         return {"leases": ctx.leases}
 
-    runner.submit(run, make_ctx, execute, [])
-    return run["id"]
+    return submit_run(settings, store, runner, execute, step, resources)[1]["id"]
 
 
 def finished(store, ids):
@@ -122,14 +98,8 @@ def test_queue_position_and_cancel_while_queued(env):
 
 
 def test_cap_limits_concurrent_runs(tmp_path, db_url):
-    settings = make_settings(tmp_path, db_url)
-    store = Store(make_engine(settings.db_url), STEP_NAMES, WEIGHTS)
-    migrate(store.engine)
-    runner = LocalRunner(store, settings, max_workers=1)
-    try:
+    with runner_env(tmp_path, db_url, max_workers=1) as (settings, store, runner):
         ids = [submit(settings, store, runner, None, step="slice_audio") for _ in range(3)]
         runs = wait_for(finished(store, ids), timeout=30)
         spans = sorted(intervals(runs))
         assert all(e1 <= s2 for (_, e1), (s2, _) in zip(spans, spans[1:]))
-    finally:
-        runner.shutdown()

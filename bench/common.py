@@ -26,8 +26,8 @@ RESULTS = ROOT / "bench" / "results"
 def add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
                    help=f"sqlite (default: a temp file) or postgres ({PG_URL}; created if missing, "
-                        "its tables dropped first)")
-    p.add_argument("--db-url", default=None, help="any other SQLAlchemy URL (tables are dropped first!)")
+                        "its public schema emptied first)")
+    p.add_argument("--db-url", default=None, help="any other SQLAlchemy URL (PostgreSQL: its public schema is emptied first!)")
     p.add_argument("--log-level", default="info", help="server --log-level (default info, as start_service.sh)")
     p.add_argument("--server-arg", action="append", default=[],
                    help="extra argument for training_service.py (repeatable), e.g. --server-arg=--access-log")
@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 def prepare_postgres(url: str) -> None:
-    """Create the benchmark database if missing and drop the service's tables (never touches `test`)."""
+    """Create the benchmark database if missing and empty its public schema (never `test`/`postgres`)."""
     import psycopg
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     dbname = dsn.rsplit("/", 1)[-1].split("?")[0]
@@ -56,8 +56,9 @@ def prepare_postgres(url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as c:
         if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
             c.execute(f'CREATE DATABASE "{dbname}"')
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("DROP TABLE IF EXISTS step_runs, task_steps, tasks, alembic_version CASCADE")
+    with psycopg.connect(dsn, autocommit=True) as c:  # a dedicated database: start from an empty schema
+        c.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        c.execute("CREATE SCHEMA public")
 
 
 def db_url_from(args) -> str | None:

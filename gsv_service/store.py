@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, null, select, union_all, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -59,21 +59,25 @@ def _datetime_converter(proc):
 
 
 class _TaskReader:
-    """SELECT task + step records + each step's run (one round trip, one snapshot), compiled once
-    for the engine's dialect. Rows come back as Connection.execute would give them: each column's
-    result processor (JSON decoding, SQLite datetime parsing) is taken from its type with the
-    cursor's type code, as SQLAlchemy itself does; naive datetimes become UTC as in row()."""
+    """The task row UNION ALL its step records joined to their runs: one statement (one round
+    trip, one snapshot), the task's columns not repeated on every step row, compiled once for the
+    engine's dialect. Values come back as Connection.execute would give them: each column's result
+    processor (JSON decoding, SQLite datetime parsing) is taken from its type with the cursor's
+    type code, as SQLAlchemy itself does; naive datetimes become UTC as in row()."""
 
     def __init__(self, dialect, step_names: list[str]):
-        stmt = (select(*_T.c, *_STEP_COLS)
-                .select_from(_T.outerjoin(_S, _S.c.task_id == _T.c.id).outerjoin(_R, _R.c.id == _S.c.run_id))
-                .where(_T.c.id == bindparam("task_id")))
+        task_id = bindparam("task_id")
+        stmt = union_all(
+            select(*_T.c, *[null().label(f"s{i}") for i in range(len(_STEP_COLS))]).where(_T.c.id == task_id),
+            select(*[null().label(f"t{i}") for i in range(len(_T.c))], *_STEP_COLS)
+            .select_from(_S.outerjoin(_R, _R.c.id == _S.c.run_id)).where(_S.c.task_id == task_id))
         compiled = stmt.compile(dialect=dialect)
         self.sql = compiled.string
         self.positional = compiled.positional
+        self.n_params = len(compiled.positiontup or ())
         self.autocommit = dialect.name == "postgresql" and dialect.driver in ("psycopg", "psycopg2")
         self.dialect = dialect
-        self.columns = list(stmt.selected_columns)
+        self.columns = [*_T.c, *_STEP_COLS]
         self.nt = len(_T.c)
         self.task_keys = [c.key for c in self.columns[:self.nt]]
         self.step_keys = [c.key for c in self.columns[self.nt + 1:]]
@@ -81,7 +85,7 @@ class _TaskReader:
         self.fixers: tuple[list, list] | None = None
 
     def params(self, task_id: str):
-        return (task_id,) if self.positional else {"task_id": task_id}
+        return (task_id,) * self.n_params if self.positional else {"task_id": task_id}
 
     def _fixers(self, description, lo: int, hi: int) -> list:
         out = []
@@ -103,13 +107,14 @@ class _TaskReader:
         return values
 
     def build(self, rows: list, description) -> dict | None:
-        if not rows:
-            return None
         nt = self.nt
+        task_row = next((r for r in rows if r[nt] is None), None)  # step rows all name their step
+        if task_row is None:
+            return None
         if self.fixers is None:
             self.fixers = (self._fixers(description, 0, nt), self._fixers(description, nt + 1, len(self.columns)))
         task_fix, step_fix = self.fixers
-        task = dict(zip(self.task_keys, self._convert(list(rows[0][:nt]), task_fix)))
+        task = dict(zip(self.task_keys, self._convert(list(task_row[:nt]), task_fix)))
         order, keys = self.order, self.step_keys
         rows = sorted((r for r in rows if r[nt] is not None), key=lambda r: order.get(r[nt], 99))
         task["steps"] = {r[nt]: dict(zip(keys, self._convert(list(r[nt + 1:]), step_fix))) for r in rows}

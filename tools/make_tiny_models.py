@@ -6,9 +6,12 @@ the formats the checkout's loaders read.
 Run it with the ENGINE's interpreter (it needs torch and transformers; the service never does):
 
     $GSV_PYTHON tools/make_tiny_models.py --root $GSV_ROOT [--out DIR] [--versions v2ProPlus v1 ...]
+        [--g2pw-assets DIR]
 
 Without --out the files land in the checkout's GPT_SoVITS/pretrained_models, where upstream and
 the service look by default; with --out, start the service with GSV_PRETRAINED_DIR=DIR.
+--g2pw-assets also writes a stand-in for Chinese G2P's G2PW model into the checkout (its path is
+fixed upstream), which offline machines need for zh with v2 and later (tools/g2pw_standin.py).
 
 What is tiny and what is not, and why:
 - BERT (masked LM, 2 layers) keeps hidden size 1024: the GPT stage projects 1024-dim features;
@@ -137,6 +140,10 @@ def make_gpt(root: Path, out: Path, version: str) -> Path:
     return p
 
 
+def _size(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+
+
 def semantic_version_of(path: Path) -> str:
     """The version 3-get-semantic.py infers from the G file's size."""
     size = path.stat().st_size
@@ -178,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         import g2pw_standin
 
         made.append(g2pw_standin.write(args.g2pw_assets.resolve(), root))
-    report = {str(p.relative_to(out) if p.is_relative_to(out) else p): (sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-                                        if p.is_dir() else p.stat().st_size) for p in made}
+    report = {str(p.relative_to(out) if p.is_relative_to(out) else p): _size(p) for p in made}
     g_versions = {v: semantic_version_of(out / FILES[v][0]) for v in args.versions}
     print(json.dumps({"out": str(out), "bytes": report, "semantic_stage_reads_G_as": g_versions}, indent=1))
     return 0

@@ -110,8 +110,9 @@ class Server:
                 pass
             if self.proc.poll() is not None:
                 self._out.close()
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n"
-                                   + (self.tmp / "server.out").read_text(errors="replace")[-3000:])
+                out = (self.tmp / "server.out").read_text(errors="replace")[-3000:]
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{out}")
             time.sleep(0.1)
         self.__exit__(None, None, None)
         raise RuntimeError("server did not start within 60 s")

@@ -6,6 +6,7 @@ Everything here is synchronous and thread-safe; the runner calls it from worker 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import time
@@ -37,6 +38,33 @@ def spawn(cmd: Command, log_path: Path) -> subprocess.Popen:
         return subprocess.Popen(cmd.argv, cwd=cmd.cwd, env=cmd.env, stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 close_fds=True)
+
+
+class ExitWaiter:
+    """Sleeps until one of the children exits or a timeout passes, without polling: a pidfd
+    becomes readable when its process exits (Linux 5.3+; elsewhere it just sleeps)."""
+
+    def __init__(self, procs: list[subprocess.Popen]):
+        self.fds = []
+        for p in procs:
+            try:
+                self.fds.append(os.pidfd_open(p.pid))
+            except (AttributeError, OSError):  # no pidfd here, or the child is gone already
+                pass
+
+    def wait(self, timeout: float) -> None:
+        if not self.fds:
+            time.sleep(timeout)
+            return
+        ready, _, _ = select.select(self.fds, [], [], timeout)
+        for fd in ready:  # an exited child's pidfd stays readable: stop watching it
+            os.close(fd)
+            self.fds.remove(fd)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import psutil
 
-from gsv_service.procs import Command, LogTail, group_alive, kill_group, process_alive, spawn
+from gsv_service.procs import (Command, ExitWaiter, LogTail, group_alive, kill_group, process_alive,
+                               spawn)
 from gsv_service.states import Reason, RunStatus
 from gsv_service.scheduler import Scheduler
 from gsv_service.store import RunStateConflict, Store
@@ -29,6 +30,7 @@ log = logging.getLogger("gsv_service.runner")
 
 PROGRESS_WRITE_INTERVAL_S = 0.5
 LOG_EVENT_INTERVAL_S = 0.5
+TAIL_INTERVAL_S = 0.2  # log lines, progress and cancel are looked at this often
 
 
 class StepFailed(Exception):
@@ -128,13 +130,14 @@ class RunContext:
         tail = LogTail(self.log_path)
         for cmd in commands:
             self.log(f"$ {' '.join(cmd.argv)}" + (f"  ({cmd.label})" if cmd.label else ""))
-        procs = []
+        procs, exits = [], None
         try:
             for cmd in commands:
                 procs.append(spawn(cmd, self.log_path))
             with self._lock:
                 self._live = procs
             self.store.set_pgids(self.run_id, [p.pid for p in procs])
+            exits = ExitWaiter(procs)
             last_poll = last_flush = 0.0
             pending: list[str] = []
             while True:
@@ -152,7 +155,8 @@ class RunContext:
                     poll()
                 if done:
                     break
-                if self.cancel_event.wait(0.02):  # also how late a child's exit is noticed
+                exits.wait(TAIL_INTERVAL_S)  # wakes at once when a child exits
+                if self.cancel_event.is_set():
                     self._kill(procs)
                     for line in tail.lines(final=True):  # what they printed before dying
                         if on_line:
@@ -160,6 +164,8 @@ class RunContext:
                     raise Cancelled()
             return [p.returncode for p in procs]
         finally:
+            if exits is not None:
+                exits.close()
             # Whatever happened (exception in a parser, cancel, crash), leave no process behind.
             self._kill(procs)
             with self._lock:

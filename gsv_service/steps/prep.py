@@ -73,6 +73,9 @@ class DenoiseParams(StepParams):
     workers: int | None = Field(None, ge=1, le=64, description="spectral: parallel processes")
 
 
+ASR_SCRIPT = Path(__file__).resolve().parents[1] / "engine_scripts" / "asr.py"  # engine's interpreter
+
+
 class AsrParams(StepParams):
     method: Literal["auto", "provided", "funasr", "faster_whisper"] = Field(
         "auto", description="auto = provided when transcripts were uploaded, else funasr")
@@ -336,10 +339,9 @@ def _engine_asr(ctx, p: AsrParams, method, slices, speaker, language, source) ->
             ctx.progress(int(m[1]) / len(names), f"{method}: {m[1]}/{m[2]}")
 
     env = engine.env()
-    env["PYTHONPATH"] += os.pathsep + str(PROJECT_ROOT)
     out = ctx.workspace.root / "transcripts" / ".asr"
     shutil.rmtree(out, ignore_errors=True)
-    argv = [engine.python, "-s", "-m", "gsv_service.jobs.engine_asr", "--method", method, "--input",
+    argv = [engine.python, "-s", str(ASR_SCRIPT), "--method", method, "--input",
             str(source), "--output", str(out), "--language", lang, "--backend", p.backend,
             "--model-size", p.model_size, "--precision", p.precision]
     try:

@@ -1,9 +1,9 @@
 """Runs the engine's ASR with the options its command lines lose. Executed by the ENGINE's
 interpreter with cwd = the checkout and the checkout's sys.path (plus ours, for the protocol):
 
-    python -s -m gsv_service.jobs.engine_asr --method funasr --backend sensevoice \
+    python -s gsv_service/engine_scripts/asr.py --method funasr --backend sensevoice \
         --input DIR --output DIR --language zh
-    python -s -m gsv_service.jobs.engine_asr --method faster_whisper --model-size large-v3 \
+    python -s gsv_service/engine_scripts/asr.py --method faster_whisper --model-size large-v3 \
         --precision float32 --input DIR --output DIR --language en
 
 Why: at the pinned commit tools/asr/funasr_asr.py's command line has no backend option (it always
@@ -19,7 +19,15 @@ import os
 import sys
 from pathlib import Path
 
-from gsv_service.jobs.protocol import emit
+import json
+
+PREFIX = "@@gsv "  # the structured-line prefix of gsv_service/jobs/protocol.py (not imported:
+                   # this script runs in the engine's interpreter, which has no gsv_service)
+
+
+def emit(event: str, **fields) -> None:
+    sys.stdout.write(PREFIX + json.dumps({"event": event, **fields}, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 def _cuda() -> bool:

@@ -14,7 +14,8 @@ from pathlib import Path
 from gsv_service.settings import Settings
 
 VERSIONS = ("v1", "v2", "v2Pro", "v2ProPlus")
-PINNED_COMMIT = "48b1a0169a28"
+PINNED_FULL = "48b1a0169a28582a8984402f82cf438d3bfa6aca"  # RVC-Boss/GPT-SoVITS, the tested commit
+PINNED_COMMIT = PINNED_FULL[:12]
 
 # What upstream's web UI adds to sys.path through users.pth (we pass it as PYTHONPATH instead).
 SYS_PATH_DIRS = ("", "GPT_SoVITS/BigVGAN", "tools", "tools/asr", "GPT_SoVITS", "tools/uvr5")

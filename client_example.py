@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Client for the GPT-SoVITS training service: a library (GPTSoVITSClient) and a command line.
 
-    python client_example.py train --audio recordings/ --name "my voice" --exp-name spk \\
-        --language zh --epochs-s2 8 --epochs-s1 15 --download out/
-    python client_example.py status TASK_ID | logs TASK_ID | cancel TASK_ID | list | steps
+    ./client_example.py --url http://localhost:8000 train --audio recordings/ --name "my voice" \\
+        --exp-name spk --language zh --epochs-s2 8 --epochs-s1 15 --download out/
+    ./client_example.py status TASK_ID | logs TASK_ID | cancel TASK_ID | list | steps | options
+
+--url goes before or after the command. Run by an interpreter without httpx, the script restarts
+itself with the service's .venv (made by start_service.sh) when there is one. Without an engine on
+the service, `train` creates nothing and says what the service can do instead (exit status 2).
 
 The library keeps the original client's method names, signatures and return shapes (dicts from
 the JSON; errors raised as exceptions carrying the API's `detail`), and adds run_pipeline, events
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import signal
 import sys
 import time
@@ -23,7 +29,17 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 from urllib.parse import quote
 
-import httpx
+try:
+    import httpx
+except ImportError:  # an interpreter without the client's packages: use the service's .venv
+    _VENV = Path(__file__).resolve().parent / ".venv"
+    if __name__ == "__main__" and (_VENV / "bin" / "python").is_file() and \
+            Path(sys.prefix).resolve() != _VENV.resolve():
+        os.execv(str(_VENV / "bin" / "python"), [str(_VENV / "bin" / "python"), *sys.argv])
+    if __name__ == "__main__":
+        sys.exit("client_example.py needs httpx (and tqdm for progress bars): ./start_service.sh makes "
+                 ".venv with them, or: pip install httpx tqdm")
+    raise
 
 try:
     from tqdm import tqdm
@@ -456,12 +472,118 @@ def _download(client: GPTSoVITSClient, task_id: str, folder: str) -> None:
             raise
 
 
+ENGINE_ASR = ("funasr", "faster_whisper")
+INSTALL_COMMAND = "./start_service.sh --engine-only"
+NO_ENGINE_EXIT = 2
+
+
+def _engine_status(client: GPTSoVITSClient) -> Optional[Dict[str, Any]]:
+    """GET /engine, or None from a service without that route."""
+    try:
+        return client._request("GET", "/engine")
+    except APIError as e:
+        if e.status_code == 404 and e.detail == "Not Found":
+            return None
+        raise
+
+
+def _engine_needs(client: GPTSoVITSClient, args, paths: List[Path]) -> Dict[str, str]:
+    """Every step that needs the engine, with this command's params: step -> why ("" = always)."""
+    try:
+        engine_steps = {s["name"] for s in client._request("GET", "/steps") if s["needs_engine"]}
+    except APIError:
+        engine_steps = set(STEPS[4:])
+    params = _steps_params(args)
+    has_transcripts = any(p.suffix.lower() in TRANSCRIPT_EXTS for p in paths)
+    asr = params.get("asr_transcribe", {}).get("method", "auto")
+    needs: Dict[str, str] = {s: "" for s in engine_steps}
+    if asr in ENGINE_ASR or (asr == "auto" and not has_transcripts):
+        needs["asr_transcribe"] = (f"method '{asr}'" if asr != "auto" else
+                                   "method 'auto', which is funasr as your files hold no transcripts")
+    if params.get("denoise_audio", {}).get("method") == "frcrn":
+        needs["denoise_audio"] = "method 'frcrn'"
+    return needs
+
+
+def _planned(args) -> List[str]:
+    """The steps this command runs, in order."""
+    if args.steps:
+        return args.steps.split(",")
+    i0 = STEPS.index(args.from_step) if args.from_step else 0
+    i1 = STEPS.index(args.to_step) if args.to_step else len(STEPS) - 1
+    return [s for s in STEPS[i0:i1 + 1] if s != "denoise_audio" or args.denoise
+            or "denoise_audio" in _steps_params(args) or s == args.from_step]
+
+
+def _reachable(needs_all: Dict[str, str], args) -> Optional[str]:
+    """The furthest step a pipeline reaches without the engine."""
+    last = None
+    for step in STEPS:
+        if step == "denoise_audio" and not (args.denoise or step in _steps_params(args)):
+            continue
+        if step in needs_all:
+            return last
+        last = step
+    return last
+
+
+def _prog() -> str:
+    return f"python3 {shlex.quote(sys.argv[0])}" if sys.argv[0].endswith(".py") else shlex.quote(sys.argv[0])
+
+
+def _train_again(args, to_step: str, provided: bool) -> str:
+    """The user's own train command, stopping at to_step (and with transcripts as given)."""
+    drop = {"--to-step", "--from-step", "--steps", "--download", "--text", "--url"}
+    out, skip = [], False
+    for item in args.argv:
+        if skip:
+            skip = False
+        elif item in drop:
+            skip = True
+        elif item != "--review" and item.split("=", 1)[0] not in drop:
+            out.append(item)
+    out += ["--to-step", to_step]
+    if provided and "asr_transcribe.method=provided" not in out:
+        out += ["--param", "asr_transcribe.method=provided"]
+    return f"{_prog()} --url {shlex.quote(args.url)} {shlex.join(out)}"
+
+
+def _no_engine_advice(args, needs: Dict[str, str], to_step: Optional[str], install: str) -> str:
+    url, prog = shlex.quote(args.url), _prog()
+    why = ", ".join(f"{s} ({w})" if w else s for s, w in needs.items())
+    lines = [f"The service at {args.url} has no GPT-SoVITS engine, and this command needs it for: {why}.",
+             "No task was created.", ""]
+    if to_step:
+        lines += ["Without the engine the service can prepare your data: convert and slice the recordings "
+                  "(denoise them with --denoise), and take transcripts you write (asr_transcribe with "
+                  "method 'provided'). To do that now:", "",
+                  f"  {_train_again(args, to_step, to_step == 'asr_transcribe')}", ""]
+        if to_step != "asr_transcribe":
+            lines += ["then write one .txt per slice, named after it (the slices: GET /api/v1/task/TASK_ID/"
+                      "files?folder=sliced), or a .list file, and:", "",
+                      f"  {prog} --url {url} upload TASK_ID transcripts/",
+                      f"  {prog} --url {url} run TASK_ID --to-step asr_transcribe "
+                      "--param asr_transcribe.method=provided", ""]
+    lines += ["To train a voice, install the engine where the service runs, then restart the service:", "",
+              f"  {install}"]
+    return "\n".join(lines)
+
+
 def cmd_train(client: GPTSoVITSClient, args) -> int:
+    paths = _audio_paths(args.audio)
+    engine = _engine_status(client)
+    if engine is not None and not engine.get("found"):
+        needs_all = _engine_needs(client, args, paths)
+        needs = {s: needs_all[s] for s in _planned(args) if s in needs_all}
+        if needs:
+            to_step = _reachable(needs_all, args)
+            print(_no_engine_advice(args, needs, to_step, engine.get("install_command") or INSTALL_COMMAND),
+                  file=sys.stderr)
+            return NO_ENGINE_EXIT
     config = {k: v for k, v in (("exp_name", args.exp_name), ("language", args.language),
                                 ("model_version", args.model_version), ("epochs_s2", args.epochs_s2),
                                 ("epochs_s1", args.epochs_s1), ("batch_size", args.batch_size),
                                 ("gpu_id", args.gpu_id), ("denoise", args.denoise or None)) if v is not None}
-    paths = _audio_paths(args.audio)
     task = client.create_task(args.name, config)
     task_id = args.task_id = task["task_id"]
     print(f"task {task_id} created")
@@ -553,6 +675,65 @@ def cmd_steps(client: GPTSoVITSClient, args) -> int:
     return 0
 
 
+def _range(o: Dict[str, Any]) -> str:
+    return f"{o['default']:g} (web UI {o['webui_minimum']:g}-{o['webui_maximum']:g})"
+
+
+def cmd_options(client: GPTSoVITSClient, args) -> int:
+    opts = client._request("GET", "/options")
+    if args.json:
+        print(json.dumps(opts, indent=2, ensure_ascii=False))
+        return 0
+    eng = opts["engine"]
+    print(f"engine: {eng['root']}" if eng["configured"] else
+          f"engine: none; install it with {eng['install_command']} (the 4 audio steps run without it)")
+    dev = opts["device"]
+    gpus = ", ".join(f"{g['id']} {g['name']} {g['memory_gib']:g} GiB" for g in dev["gpus"])
+    print(f"device: {dev['device']}{' (' + gpus + ')' if gpus else ''}; batch sizes: {dev['batch_size_basis']}")
+    first = opts["versions"][0]
+    limits = [first["sovits"][k] for k in ("batch_size", "epochs", "save_every_epoch", "text_low_lr_rate")
+              if first["sovits"].get(k)] + [first["gpt"][k] for k in ("epochs", "save_every_epoch")]
+    print("the service accepts: " + ", ".join(
+        f"{o['field']} {'>' if o['exclusive_minimum'] else ''}{o['minimum']:g}-{o['maximum']:g}" for o in limits)
+        + f"; a task without batch_size gets {first['sovits']['batch_size']['task_default']:g}")
+    print("\nmodel versions (config model_version), with the web UI's defaults and ranges:")
+    for v in opts["versions"]:
+        pre = {True: "pretrained models installed", False: "pretrained models missing",
+               None: "no engine"}[v["pretrained_installed"]]
+        print(f"  {v['version']}{' (default)' if v['default'] else ''}: {pre}")
+        so, gp = v["sovits"], v["gpt"]
+        line = (f"    SoVITS  batch_size {_range(so['batch_size'])}  epochs_s2 {_range(so['epochs'])}  "
+                f"save_every_epoch_s2 {_range(so['save_every_epoch'])}")
+        if so.get("text_low_lr_rate"):
+            line += f"  text_low_lr_rate {_range(so['text_low_lr_rate'])}"
+        if so.get("lora_rank"):
+            line += f"  lora_rank {so['lora_rank']['default']} of {so['lora_rank']['choices']}"
+        print(line)
+        print(f"    GPT     batch_size {_range(gp['batch_size'])}  epochs_s1 {_range(gp['epochs'])}  "
+              f"save_every_epoch_s1 {_range(gp['save_every_epoch'])}")
+        print(f"    languages: {' '.join(v['languages'])}")
+    print("\nlanguages (config language): code, name, the engine's ASR for it")
+    all_models = {m["method"]: [x["name"] for x in m["models"]] for m in opts["asr_methods"]}
+    for lang in opts["languages"]:
+        asr: Dict[str, List[str]] = {}
+        for item in lang["asr"]:
+            method, _, name = item.partition("/")
+            asr.setdefault(method, []).append(name)
+        text = "; ".join(f"{k} ({'any' if v == all_models.get(k) else ' '.join(v)})" for k, v in asr.items())
+        print(f"  {lang['code']:<9} {lang['name']:<48} {text or 'none'}")
+    for title, key in (("asr_transcribe", "asr_methods"), ("denoise_audio", "denoise_methods")):
+        print(f"\n{title} methods (--param {title}.method=...):")
+        for m in opts[key]:
+            state = "available" if m["available"] else f"NOT AVAILABLE: {m['why_not']}"
+            print(f"  {m['method']:<15} {'(default) ' if m['default'] else ''}{state}\n"
+                  f"  {'':<15} {m['description']}")
+            for mod in m["models"]:
+                have = f"installed: {mod['path']}" if mod["installed"] else "not here (fetched at first use)"
+                print(f"  {'':<15}   {mod['param']} {mod['name']}{' (default)' if mod['default'] else ''}"
+                      f" [{' '.join(mod['languages'])}]: {have}")
+    return 0
+
+
 def cmd_download(client: GPTSoVITSClient, args) -> int:
     _download(client, args.task_id, args.dir)
     return 0
@@ -571,10 +752,23 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="print the steps' log lines")
 
 
+class _Commands:
+    """Subcommands that accept --url after their name too (as well as before it)."""
+
+    def __init__(self, ap: argparse.ArgumentParser):
+        self.sub = ap.add_subparsers(dest="command", required=True)
+        self.url = argparse.ArgumentParser(add_help=False)
+        self.url.add_argument("--url", default=argparse.SUPPRESS, help="service URL")
+
+    def add_parser(self, name: str, **kw) -> argparse.ArgumentParser:
+        return self.sub.add_parser(name, parents=[self.url], **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description="GPT-SoVITS training service client")
-    ap.add_argument("--url", default="http://localhost:8000", help="service URL (default %(default)s)")
-    sub = ap.add_subparsers(dest="command", required=True)
+    ap.add_argument("--url", default="http://localhost:8000", help="service URL (default %(default)s); "
+                    "before or after the command")
+    sub = _Commands(ap)
     p = sub.add_parser("train", help="create a task, upload audio, run the steps, download the results")
     p.add_argument("--audio", nargs="+", required=True, metavar="PATH",
                    help="audio files or folders (transcripts .list/.txt/.lab are uploaded too)")
@@ -614,6 +808,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_download)
     sub.add_parser("list", help="all tasks").set_defaults(func=cmd_list)
     sub.add_parser("steps", help="the steps and their parameters").set_defaults(func=cmd_steps)
+    p = sub.add_parser("options", help="training settings per model version, languages, ASR and denoise "
+                       "methods available on the service")
+    p.add_argument("--json", action="store_true", help="the raw JSON")
+    p.set_defaults(func=cmd_options)
     return ap
 
 
@@ -622,7 +820,9 @@ def _stop(signum, frame):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     signal.signal(signal.SIGTERM, _stop)  # a killed client cancels its run too
     args.task_id = getattr(args, "task_id", None)

@@ -13,10 +13,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gsv_service import __version__
+from gsv_service.doctor import Doctor
 from gsv_service.engine import load_engine
 from gsv_service.errors import ServiceError
 from gsv_service.pipeline import PipelineService
 from gsv_service.pipeline_records import PipelineRecords
+from gsv_service.preflight import Preflight
 from gsv_service.runner import LocalRunner
 from gsv_service.settings import Settings
 from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
@@ -73,7 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _setup_logging(Path(settings.log_dir))
     store = Store(make_engine(settings.db_url), STEP_NAMES, WEIGHTS)
     runner = LocalRunner(store, settings, max_workers=settings.max_concurrent_runs)
-    service = TaskService(settings, store, runner, load_engine(settings))
+    engine = load_engine(settings)
+    doctor = Doctor(settings, engine)
+    service = TaskService(settings, store, runner, engine, Preflight(settings, engine, doctor.probe))
     pipelines = PipelineService(service, PipelineRecords(store.engine), settings.pipeline_parallel)
     webhooks = Webhooks(store)
     runner.on_finished(webhooks.run_finished)
@@ -89,7 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("pipeline %s of task %s was interrupted", rec["id"], rec["task_id"])
         log.info("service started: store=%s engine=%s", store.engine.url.get_backend_name(),
                  service.engine.root if service.engine else None)
+        doctor.start()  # its summary lands in the log when the engine probe is done (seconds)
         yield
+        doctor.close()
         runner.shutdown()
         webhooks.stop()
         store.engine.dispose()
@@ -100,11 +106,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.state.pipelines = pipelines
     app.state.webhooks = webhooks
+    app.state.doctor = doctor
     app.state.settings = settings
     _install_error_handlers(app)
 
-    from gsv_service.api import events, files, logs, metrics, models, pipeline, system, tasks, transcripts
-    for module in (tasks, pipeline, files, logs, events, metrics, system, models, transcripts):
+    from gsv_service.api import (events, files, logs, metrics, models, options, pipeline, system, tasks,
+                                 transcripts)
+    for module in (tasks, pipeline, files, logs, events, metrics, system, options, models, transcripts):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

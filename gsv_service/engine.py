@@ -51,6 +51,10 @@ PRETRAINED = {
 }
 
 
+# Installs the engine next to the service (checkout, its environment, pretrained models).
+INSTALL_COMMAND = "./start_service.sh --engine-only"
+
+
 class EngineUnavailable(Exception):
     """No usable GPT-SoVITS checkout; the message says how to configure one."""
 
@@ -155,15 +159,19 @@ def load_engine(settings: Settings) -> Engine | None:
     if root is None or not (Path(root) / "GPT_SoVITS").is_dir():
         return None
     root = Path(root).resolve()
-    return Engine(root=root, python=settings.engine_python or _default_python(root), settings=settings)
+    python = settings.engine_python or _default_python(root)
+    if os.sep in python:  # engine processes run with cwd = the checkout: a relative path would move
+        python = os.path.abspath(os.path.expanduser(python))  # not resolve(): a venv's python is a link
+    return Engine(root=root, python=python, settings=settings)
 
 
 def require_engine(engine: Engine | None, step: str) -> Engine:
     if engine is None:
         raise EngineUnavailable(
-            f"step '{step}' needs the GPT-SoVITS engine, and none is configured: set GSV_ROOT to a "
-            f"GPT-SoVITS checkout (RVC-Boss/GPT-SoVITS @ {PINNED_COMMIT}) with its pretrained models, "
-            "and GSV_PYTHON to the interpreter of its environment, then restart the service")
+            f"step '{step}' needs the GPT-SoVITS engine, and none is configured: install it with "
+            f"{INSTALL_COMMAND}, or set GSV_ROOT to a GPT-SoVITS checkout (RVC-Boss/GPT-SoVITS @ "
+            f"{PINNED_COMMIT}) with its pretrained models and GSV_PYTHON to the interpreter of its "
+            "environment; then restart the service")
     return engine
 
 
@@ -178,6 +186,38 @@ def _nvidia_gpus() -> tuple[str, ...]:
     except (OSError, subprocess.SubprocessError):
         return ()
     return tuple(line.strip() for line in out.splitlines() if line.strip().isdigit())
+
+
+@lru_cache(maxsize=1)
+def _nvidia_memory() -> tuple[tuple[str, str, float], ...]:
+    """(index, name, total memory in MiB) of every GPU nvidia-smi lists; () without nvidia-smi."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return ()
+    try:
+        out = subprocess.run([exe, "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(parse_gpu_memory(out))
+
+
+def parse_gpu_memory(text: str) -> list[tuple[str, str, float]]:
+    rows = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) >= 3 and parts[0].isdigit():
+            try:
+                rows.append((parts[0], ",".join(parts[1:-1]), float(parts[-1])))
+            except ValueError:  # "[N/A]" and the like
+                continue
+    return rows
+
+
+def gpu_memory(settings: Settings) -> dict[str, tuple[str, float]]:
+    """The service's GPUs (visible_gpus) that nvidia-smi describes: id -> (name, total MiB)."""
+    gpus = set(visible_gpus(settings))
+    return {i: (name, mib) for i, name, mib in _nvidia_memory() if i in gpus}
 
 
 def visible_gpus(settings: Settings) -> list[str]:

@@ -13,11 +13,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gsv_service.errors import Conflict, NotFound, ServiceError, Unprocessable
+from gsv_service.engine import INSTALL_COMMAND
+from gsv_service.errors import Conflict, DependencyMissing, NotFound, ServiceError, Unprocessable
 from gsv_service.pipeline_records import PipelineRecords
 from gsv_service.runner import owner_alive
 from gsv_service.states import ACTIVE, PipelineStatus, Reason, RunStatus, TaskStatus
 from gsv_service.steps.base import ARTIFACTS
+from gsv_service.steps.prep import PROVIDED_HINT
 from gsv_service.steps.registry import BY_NAME, STEP_NAMES
 from gsv_service.task_config import TaskConfig
 from gsv_service.tasks import TaskService
@@ -83,16 +85,57 @@ class PipelineService:
         cfg = TaskConfig.model_validate(task["config"])
         plan = [s for s in STEP_NAMES[i0:i1 + 1]
                 if s != "denoise_audio" or cfg.denoise or s in req.steps_params or s == req.from_step]
-        params = {}
-        for name in plan:
-            spec = BY_NAME[name]
-            params[name] = self.tasks.parse_params(spec, req.steps_params.get(name)).model_dump(
-                mode="json", by_alias=True)
-            self.tasks.check_engine(spec)
+        parsed = {name: self.tasks.parse_params(BY_NAME[name], req.steps_params.get(name)) for name in plan}
+        blocked = [(name, e) for name in plan if (e := self._engine_problem(task, name, parsed[name]))]
+        if blocked:
+            raise self._unreachable(task, req, cfg, blocked)
+        params = {name: p.model_dump(mode="json", by_alias=True) for name, p in parsed.items()}
         parallel = self.default_parallel if req.parallel is None else req.parallel
         return {"steps": plan, "steps_params": params, "force": req.from_step,
                 "stop_after_asr_for_review": req.stop_after_asr_for_review, "reviewed": False,
                 "parallel": parallel}
+
+    def _engine_problem(self, task: dict, name: str, parsed) -> DependencyMissing | None:
+        try:
+            self.tasks.check_engine(BY_NAME[name], parsed, task)
+            self.tasks.check_engine_use(BY_NAME[name], parsed, task)
+        except DependencyMissing as e:
+            return e
+        return None
+
+    def _unreachable(self, task: dict, req: PipelineRequest, cfg: TaskConfig,
+                     blocked: list[tuple[str, DependencyMissing]]) -> DependencyMissing:
+        """The 424 for a plan with steps the engine is missing for: it names them, the furthest
+        step this task can reach now (`to_step`) and the install command."""
+        reachable = stopped_at = None
+        for name in STEP_NAMES:
+            if name == "denoise_audio" and not (cfg.denoise or name in req.steps_params):
+                continue  # a pipeline leaves it out
+            try:
+                parsed = self.tasks.parse_params(BY_NAME[name], req.steps_params.get(name))
+            except ServiceError:
+                break
+            if self._engine_problem(task, name, parsed):
+                stopped_at = name
+                break
+            reachable = name
+        first, err = blocked[0]
+        if self.tasks.engine is None:
+            names = [f"{n} with {e.extra['needs_engine_for']}" if e.extra.get("needs_engine_for") else n
+                     for n, e in blocked]
+            detail = (f"no GPT-SoVITS engine is configured, and this pipeline needs it for: "
+                      f"{'; '.join(names)}")
+        else:  # configured, but a check failed: its own words
+            detail = err.detail.rstrip(".")
+        if reachable:
+            detail += (f". Without it this task can run up to '{reachable}' now: POST "
+                       f"/api/v1/task/{task['id']}/run with {{\"to_step\": \"{reachable}\"}}")
+        if stopped_at == "asr_transcribe":
+            detail += f"; {PROVIDED_HINT}, and it can run up to 'asr_transcribe'"
+        detail += f". To train, install the engine with {INSTALL_COMMAND} and restart the service"
+        extra = {k: v for k, v in err.extra.items() if k != "needs_engine_for"}
+        return DependencyMissing(detail, **{**extra, "step": first, "steps": [n for n, _ in blocked],
+                                            "to_step": reachable, "install_command": INSTALL_COMMAND})
 
     def approve(self, task_id: str) -> dict:
         """Continue a pipeline paused for transcript review."""

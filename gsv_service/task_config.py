@@ -9,6 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 LANGUAGES = ("zh", "en", "ja", "ko", "yue", "auto", "auto_yue",
              "all_zh", "all_ja", "all_ko", "all_yue")
+# As the inference web UI names them (dict_language_v2): a plain code mixes in English.
+LANGUAGE_NAMES = {"zh": "Chinese-English mix", "en": "English", "ja": "Japanese-English mix",
+                  "ko": "Korean-English mix", "yue": "Cantonese-English mix",
+                  "auto": "multilingual mix (language detected per segment)",
+                  "auto_yue": "multilingual mix, Chinese read as Cantonese", "all_zh": "Chinese",
+                  "all_ja": "Japanese", "all_ko": "Korean", "all_yue": "Cantonese"}
 Language = Literal["zh", "en", "ja", "ko", "yue", "auto", "auto_yue", "all_zh", "all_ja", "all_ko",
                    "all_yue"]
 ModelVersion = Literal["v1", "v2", "v2Pro", "v2ProPlus"]
@@ -70,3 +76,75 @@ class TaskConfig(BaseModel):
     @property
     def gpu_ids(self) -> list[str]:
         return self.gpu_id.split("-")
+
+
+# ---------- what upstream's web UI offers (webui.py @ 48b1a0169a28: set_default() and the 1B tab) ----------
+# The fields above are the single source of what the service accepts and of the version-independent
+# defaults; below are only the web UI's own facts on top: its slider ranges (narrower: advice, not
+# limits) and what depends on the model version or the machine. GET /api/v1/options shows both.
+
+V3V4 = ("v3", "v4")  # upstream's v3v4set: LoRA SoVITS training (not among the versions trained here yet)
+LORA_RANKS = (16, 32, 64, 128)  # the lora_rank radio, v3/v4 only
+LORA_RANK_DEFAULT = 32
+# Languages of the inference web UI per version (dict_language_v1 / _v2); v1 has no ko, yue.
+VERSION_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "v1": ("zh", "en", "ja", "auto", "all_zh", "all_ja"),
+}
+MIN_GPU_GIB = 4.0  # config.py: a GPU under 4 GiB (or compute capability < 5.3) trains on the CPU
+
+
+class WebUIRange(BaseModel):
+    """One web UI slider: its default and range (a recommendation; TaskConfig holds the limits)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    default: int | float
+    minimum: int | float
+    maximum: int | float
+    step: int | float = 1
+
+
+def languages_of(version: str) -> tuple[str, ...]:
+    return VERSION_LANGUAGES.get(version, LANGUAGES)
+
+
+def _default(field: str):
+    return TaskConfig.model_fields[field].default
+
+
+def webui_ranges(version: str) -> dict[str, WebUIRange]:
+    """The web UI's sliders for one version, by TaskConfig field (batch size: see webui_batch_sizes)."""
+    v3v4 = version in V3V4
+    out = {
+        "epochs_s2": WebUIRange(default=2 if v3v4 else _default("epochs_s2"), minimum=1,
+                                maximum=16 if v3v4 else 25),
+        "save_every_epoch_s2": WebUIRange(default=1 if v3v4 else _default("save_every_epoch_s2"),
+                                          minimum=1, maximum=10 if v3v4 else 25),
+        "epochs_s1": WebUIRange(default=_default("epochs_s1"), minimum=2, maximum=50),
+        "save_every_epoch_s1": WebUIRange(default=_default("save_every_epoch_s1"), minimum=1, maximum=50),
+    }
+    if not v3v4:  # v3/v4 hide the text learning-rate slider and show the LoRA rank instead
+        out["text_low_lr_rate"] = WebUIRange(default=_default("text_low_lr_rate"), minimum=0.2,
+                                             maximum=0.6, step=0.05)
+    return out
+
+
+GPT_BATCH_MAX = 40  # the GPT batch-size slider's maximum
+
+
+def webui_batch_sizes(version: str, gpu_gib: list[float] | None, ram_gib: float) -> tuple[int, int, int]:
+    """(SoVITS default, SoVITS slider maximum, GPT default) as set_default() computes them: from the
+    smallest GPU's memory in GiB (//2; //8 for v3/v4's SoVITS), or from RAM // 4 without a GPU;
+    at least 1, and within what TaskConfig accepts."""
+    if gpu_gib:
+        low = min(gpu_gib)
+        s2, s1 = int(low // 8 if version in V3V4 else low // 2), int(low // 2)
+    else:
+        s2 = s1 = int(ram_gib / 4)
+    cap = _batch_max()
+    s2, s1 = min(max(1, s2), cap), min(max(1, s1), GPT_BATCH_MAX, cap)
+    return s2, min(s2 * 3, cap), s1
+
+
+def _batch_max() -> int:
+    return next(m.le for m in TaskConfig.model_fields["batch_size"].metadata if hasattr(m, "le"))

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from gsv_service.engine import EngineUnavailable, require_engine, visible_gpus
+from gsv_service.engine import INSTALL_COMMAND, EngineUnavailable, require_engine, visible_gpus
 from gsv_service.events import EventLog
+from gsv_service.preflight import Preflight
 from gsv_service.errors import BadRequest, Conflict, DependencyMissing, NotFound, Unprocessable
 from gsv_service.runner import LocalRunner, RunContext
 from gsv_service.scheduler import requirement
@@ -33,11 +34,13 @@ def validation_message(err: ValidationError, where: str) -> str:
 
 
 class TaskService:
-    def __init__(self, settings: Settings, store: Store, runner: LocalRunner, engine):
+    def __init__(self, settings: Settings, store: Store, runner: LocalRunner, engine,
+                 preflight: Preflight | None = None):
         self.settings = settings
         self.store = store
         self.runner = runner
         self.engine = engine
+        self.preflight = preflight
         self.task_root = Path(settings.task_root).resolve()
         self.events = EventLog(store.engine)
 
@@ -138,7 +141,8 @@ class TaskService:
         spec = self.step_spec(step)
         task = self.get(task_id)
         parsed = self.parse_params(spec, params)
-        self.check_engine(spec)
+        self.check_engine(spec, parsed, task)
+        self.check_engine_use(spec, parsed, task)
         if task["active_pipeline_id"]:
             raise Conflict(f"task {task_id} is running a pipeline, which owns the task until it ends; "
                            f"cancel it first (POST /api/v1/task/{task_id}/cancel)")
@@ -147,12 +151,25 @@ class TaskService:
         self.check_inputs(spec, task, self.workspace(task))
         return self.launch(task, spec, parsed)
 
-    def check_engine(self, spec: StepSpec) -> None:
+    def check_engine(self, spec: StepSpec, parsed=None, task: dict | None = None) -> None:
+        """424 when an engine step cannot run: no engine configured, or (given the task) the
+        installation fails a doctor check the step needs (preflight: milliseconds, no probe)."""
         if spec.needs_engine:
             try:
                 require_engine(self.engine, spec.name)
             except EngineUnavailable as e:
                 raise DependencyMissing(str(e)) from None
+            if self.preflight is not None and task is not None:
+                self.preflight.require(spec, TaskConfig.model_validate(task["config"]), parsed)
+
+    def check_engine_use(self, spec: StepSpec, parsed, task: dict) -> None:
+        """424 at submit when these params need the engine (an ASR method, FRCRN) and there is none."""
+        use = spec.engine_use(parsed, self.workspace(task)) if spec.engine_use else None
+        if use and self.engine is None:
+            raise DependencyMissing(f"step '{spec.name}' needs the GPT-SoVITS engine for {use.reason}, "
+                                    f"and none is configured: {use.alternative}, or install the engine "
+                                    f"with {INSTALL_COMMAND} and restart the service", step=spec.name,
+                                    needs_engine_for=use.reason, install_command=INSTALL_COMMAND)
 
     def resources_for(self, spec: StepSpec, cfg: TaskConfig) -> dict | None:
         gpus = visible_gpus(self.settings)

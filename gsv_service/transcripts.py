@@ -179,6 +179,17 @@ class Mapping:
     problems: list[str]
 
 
+def _only_slice_of_each_recording(slice_names) -> dict[str, str]:
+    """Recording stem -> its slice, for recordings cut into exactly one slice: a transcript named
+    after such a recording (reading.txt beside reading.wav) is that slice's."""
+    by_source: dict[str, list[str]] = {}
+    for name in slice_names:
+        parsed = parse_slice_name(name)
+        if parsed:
+            by_source.setdefault(Path(parsed[0]).stem, []).append(name)
+    return {src: names[0] for src, names in by_source.items() if len(names) == 1}
+
+
 def map_provided(slices: list[Path], provided: Provided, speaker: str, task_language: str) -> Mapping:
     """One .list line per slice that has a transcript; everything else reported by name."""
     by_name = {p.name: p for p in slices}
@@ -193,8 +204,9 @@ def map_provided(slices: list[Path], provided: Provided, speaker: str, task_lang
             nearby[name] = target
         texts[target] = value
     stems = {Path(n).stem: n for n in by_name}
+    only_slice = _only_slice_of_each_recording(by_name)
     for stem, text in provided.by_stem.items():
-        target = stems.get(stem) or (stem if stem in by_name else None)
+        target = stems.get(stem) or (stem if stem in by_name else None) or only_slice.get(stem)
         if target is None:
             extra.append(f"{stem}.txt")
         elif target not in texts:

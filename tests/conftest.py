@@ -21,6 +21,11 @@ from gsv_service.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    # The contract double's interpreter (tests/engine_double/python) runs this one, with its stubs.
+    os.environ.setdefault("DOUBLE_PYTHON", sys.executable)
+
+
 def database_urls() -> list:
     """SQLite always; PostgreSQL too when TEST_DATABASE_URL is set (CI sets it)."""
     urls = [pytest.param(None, id="sqlite")]

@@ -18,6 +18,9 @@ from gsv_service.app import create_app
 from tests.conftest import make_settings
 
 DOUBLE = Path(__file__).resolve().parent / "engine_double"
+# The double's engine interpreter: this one with stub torch, transformers, gradio, nltk... first on
+# its path (tests/engine_double/stub_site), so the doctor's probe finds a healthy environment.
+DOUBLE_PYTHON = str(DOUBLE / "python")
 FEATURE_STEPS = ("extract_text_features", "extract_audio_features", "extract_speaker_vectors",
                  "extract_semantic_features")
 FINISHED = ("completed", "failed", "cancelled")
@@ -27,8 +30,8 @@ ZH_LINES = ("今天天气很好。", "我们一起去公园散步吧。", "这�
 
 
 def double_settings(tmp_path: Path, **over):
-    """Service settings pointing at the contract double, run by this interpreter."""
-    values = dict(engine_root=DOUBLE, engine_python=sys.executable)
+    """Service settings pointing at the contract double and its interpreter."""
+    values = dict(engine_root=DOUBLE, engine_python=DOUBLE_PYTHON)
     values.update(over)
     return make_settings(tmp_path, None, **values)
 

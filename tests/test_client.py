@@ -17,7 +17,7 @@ import pytest
 from client_example import APIError, GPTSoVITSClient, _parse_sse
 from tests.audio_fixtures import have_tools, long_speech
 from tests.conftest import ROOT, LiveServer, server_env, wait_for
-from tests.engine_support import arrange_inputs, zh_lines
+from tests.engine_support import DOUBLE_PYTHON, arrange_inputs, zh_lines
 
 DOUBLE = ROOT / "tests" / "engine_double"
 CLIENT = ROOT / "client_example.py"
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not have_tools(), reason="espeak-ng and ffmpeg a
 
 
 def start_server(tmp_path: Path, db_url, **extra: str) -> LiveServer:
-    env = server_env(tmp_path, db_url, GSV_ROOT=str(DOUBLE), GSV_PYTHON=sys.executable, **extra)
+    env = server_env(tmp_path, db_url, GSV_ROOT=str(DOUBLE), GSV_PYTHON=DOUBLE_PYTHON, **extra)
     return LiveServer(env, tmp_path).start()
 
 

@@ -4,12 +4,11 @@ failure reporting, clearing stale outputs."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
-from tests.engine_support import (DOUBLE, FEATURE_STEPS, arrange_inputs, completed, create_task,
-                                  double_settings, run_step, service, task_dir, zh_lines)
+from tests.engine_support import (DOUBLE, DOUBLE_PYTHON, FEATURE_STEPS, arrange_inputs, completed,
+                                  create_task, double_settings, run_step, service, task_dir, zh_lines)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -136,25 +135,29 @@ def test_rerun_clears_outputs_upstream_would_silently_reuse(tmp_path):
 
 
 def test_missing_pretrained_model_is_named_before_anything_runs(tmp_path):
+    """The preflight answers 424 with the doctor's fix; no run is recorded."""
     s = double_settings(tmp_path, bert_dir=tmp_path / "no-bert")
     with service(s) as c:
         tid = create_task(c)["task_id"]
         arrange_inputs(task_dir(s, tid), "spk", zh_lines(1))
-        run = run_step(c, tid, "extract_text_features")
-    assert run["status"] == "failed"
-    assert "no-bert (set GSV_BERT_DIR)" in run["error_message"]
-    assert "make_tiny_models" in run["error_message"]
+        r = c.post(f"/api/v1/task/{tid}/step/extract_text_features", json={"params": {}})
+        runs = c.get(f"/api/v1/task/{tid}/runs").json()
+    assert r.status_code == 424, r.text
+    body = r.json()
+    assert body["check"] == "pretrained_v2ProPlus" and "no-bert: missing" in body["detail"]
+    assert "GSV_BERT_DIR" in body["fix"] and "make_tiny_models" in body["fix"]
+    assert runs == []
 
 
 def test_engine_interpreter_runs_the_scripts(tmp_path, monkeypatch):
     """GSV_PYTHON is what runs the engine: a wrapper that records its use proves it."""
     marker = tmp_path / "used"
     wrapper = tmp_path / "enginepy"
-    wrapper.write_text(f"#!/bin/sh\necho x >> {marker}\nexec {sys.executable} \"$@\"\n")
+    wrapper.write_text(f"#!/bin/sh\necho \"$@\" >> {marker}\nexec {DOUBLE_PYTHON} \"$@\"\n")
     wrapper.chmod(0o755)
     s = double_settings(tmp_path, engine_python=str(wrapper))
     with service(s) as c:
         tid = create_task(c, gpu_id="0-1")["task_id"]
         arrange_inputs(task_dir(s, tid), "spk", zh_lines(2))
         completed(run_step(c, tid, "extract_text_features"))
-    assert marker.read_text().count("x") == 2
+    assert marker.read_text().count("1-get-text.py") == 2

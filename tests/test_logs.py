@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import httpx
 import pytest
 
 from tests.conftest import LiveServer, server_env
-from tests.engine_support import DOUBLE, arrange_inputs, zh_lines
+from tests.engine_support import DOUBLE, DOUBLE_PYTHON, arrange_inputs, zh_lines
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
 def srv(tmp_path):
-    s = LiveServer(server_env(tmp_path, None, GSV_ROOT=str(DOUBLE), GSV_PYTHON=sys.executable,
+    s = LiveServer(server_env(tmp_path, None, GSV_ROOT=str(DOUBLE), GSV_PYTHON=DOUBLE_PYTHON,
                               DOUBLE_ITEM_DELAY_S="0.3"), tmp_path).start()
     yield s
     s.stop()

@@ -4,7 +4,6 @@ training resuming from its latest checkpoint."""
 
 from __future__ import annotations
 
-import sys
 import time
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 
 from tests.audio_fixtures import have_tools, long_speech
 from tests.conftest import LiveServer, server_env
-from tests.engine_support import DOUBLE
+from tests.engine_support import DOUBLE, DOUBLE_PYTHON
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -37,7 +36,7 @@ def test_crash_mid_training_then_resume(tmp_path):
         pytest.skip("espeak-ng and ffmpeg are needed")
     rec = long_speech(tmp_path / "rec" / "reading.wav", n=4, lang="zh")
     pidfile = tmp_path / "pids"
-    env = server_env(tmp_path, None, GSV_ROOT=str(DOUBLE), GSV_PYTHON=sys.executable, DOUBLE_STEP_S="0.05",
+    env = server_env(tmp_path, None, GSV_ROOT=str(DOUBLE), GSV_PYTHON=DOUBLE_PYTHON, DOUBLE_STEP_S="0.05",
                      DOUBLE_PIDFILE=str(pidfile))
     srv = LiveServer(env, tmp_path).start()
     api = srv.url + "/api/v1"

@@ -143,10 +143,13 @@ def test_provided_transcripts_map_onto_the_slices(client, settings, speech_set):
 
 
 def test_asr_without_engine_or_uploads_says_what_to_do(client, speech_set):
+    """Refused at submit (424), like the engine steps, not a run that fails a second later."""
     tid = sliced_task(client, speech_set)
-    run = run_step(client, tid, "asr_transcribe")
-    assert run["status"] == "failed" and "GSV_ROOT" in run["error_message"]
-    assert "upload transcripts" in run["error_message"]
+    runs = client.get(f"/api/v1/task/{tid}/runs").json()
+    r = client.post(f"/api/v1/task/{tid}/step/asr_transcribe", json={"params": {}})
+    assert r.status_code == 424 and "upload transcripts" in r.json()["detail"]
+    assert "./start_service.sh --engine-only" in r.json()["detail"]
+    assert client.get(f"/api/v1/task/{tid}/runs").json() == runs
 
 
 # ---------- the engine's tools, through a stand-in checkout ----------

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests import audio_fixtures as af
-from tests.conftest import make_settings
+from tests.conftest import ROOT, make_settings
 from tests.engine_support import (FEATURE_STEPS, create_task, ensure_tiny_models, real_engine_env,
                                   service, slices_transcript, task_dir, timed_step)
 
@@ -161,3 +163,24 @@ def test_real_cancel_during_training_leaves_no_process(tmp_path, tiny):
     alive = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     print(json.dumps({"processes": len(family), "cancel_s": round(time.monotonic() - t0, 1)}))
     assert final["status"] == "cancelled" and alive == []
+
+
+def test_real_doctor_finds_the_installation_ready(tmp_path, tiny):
+    """python -m gsv_service.doctor against the checkout, its interpreter and the tiny models: the
+    probe imports the real torch, transformers and gradio; every check the tests above rely on is ok."""
+    root, python = REAL
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GSV_")}
+    env.update(GSV_ROOT=str(root), GSV_PYTHON=python, GSV_PRETRAINED_DIR=str(tiny),
+               GSV_TASK_ROOT=str(tmp_path / "tasks"), PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-m", "gsv_service.doctor", "--json", "--version", VERSIONS[0],
+                        "--language", LANGUAGE, "--batch-size", "4"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    rep = json.loads(p.stdout)
+    print(json.dumps(rep, indent=1, ensure_ascii=False))
+    checks = {c["name"]: c for c in rep["checks"]}
+    assert rep["probe"]["ok"], rep["probe"]
+    assert checks["engine_packages"]["status"] == "ok", checks["engine_packages"]
+    assert checks[f"pretrained_{VERSIONS[0]}"]["status"] == "ok", checks[f"pretrained_{VERSIONS[0]}"]
+    assert checks["checkout"]["status"] != "fail" and checks["checkout_writable"]["status"] == "ok"
+    assert p.returncode == (1 if rep["status"] == "fail" else 0)
+    assert rep["status"] != "fail", [c for c in rep["checks"] if c["status"] == "fail"]

@@ -73,6 +73,21 @@ def test_provided_list_and_text_files_map_by_name_stem_and_time(tmp_path):
     assert any("latin1.txt: not UTF-8" in p for p in m.problems)
 
 
+def test_a_transcript_named_after_a_recording_is_its_only_slices(tmp_path):
+    names = [f"alone.wav_{0:010d}_{96000:010d}.wav", f"long.wav_{0:010d}_{96000:010d}.wav",
+             f"long.wav_{96000:010d}_{192000:010d}.wav"]
+    slices = [tmp_path / n for n in names]
+    for p in slices:
+        p.write_bytes(b"")
+    up = tmp_path / "input_transcripts"
+    up.mkdir()
+    (up / "alone.txt").write_text("Only one slice here.", encoding="utf-8")
+    (up / "long.txt").write_text("Which of the two?", encoding="utf-8")
+    m = map_provided(slices, load_provided(up), "spk", "en")
+    assert [(Path(ln.wav_path).name, ln.text) for ln in m.lines] == [(names[0], "Only one slice here.")]
+    assert m.extra == ["long.txt"] and m.missing == names[1:]
+
+
 # ---------- review through the API ----------
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import orjson
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from gsv_service.doctor import Doctor
 from gsv_service.pipeline import PipelineService
 from gsv_service.tasks import TaskService
 
@@ -25,6 +26,13 @@ async def get_pipelines(request: Request) -> PipelineService:
 
 
 PipelinesDep = Annotated[PipelineService, Depends(get_pipelines)]
+
+
+async def get_doctor(request: Request) -> Doctor:
+    return request.app.state.doctor
+
+
+DoctorDep = Annotated[Doctor, Depends(get_doctor)]
 
 
 class JSON(Response):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from sqlalchemy import text
 
 from gsv_service import __version__
-from gsv_service.api.deps import JSON, ServiceDep
-from gsv_service.engine import PINNED_COMMIT, VERSIONS, ffmpeg_path, visible_gpus
+from gsv_service.api.deps import JSON, DoctorDep, ServiceDep
+from gsv_service.doctor import DoctorReport
+from gsv_service.engine import INSTALL_COMMAND, PINNED_COMMIT, VERSIONS, ffmpeg_path, visible_gpus
 from gsv_service.steps.registry import STEPS
+from gsv_service.task_config import Language, ModelVersion, TaskConfig
 
 router = APIRouter(prefix="/api/v1", tags=["service"])
 
@@ -29,8 +33,11 @@ def _engine_status(svc) -> dict:
     base = {"pinned_commit": PINNED_COMMIT, "model_versions": list(VERSIONS), "gpus": gpus,
             "device": "cuda" if gpus else "cpu", "ffmpeg": ffmpeg_path()}
     if svc.engine is None:
-        base.update(found=False, root=None, hint="set GSV_ROOT to a GPT-SoVITS checkout and GSV_PYTHON "
-                    "to its interpreter to enable the 7 engine steps")
+        base.update(found=False, root=None, install_command=INSTALL_COMMAND,
+                    hint=f"no engine: the 4 audio steps run (ASR with transcripts you upload, method "
+                         f"'provided'); to enable the 7 engine steps, install it with {INSTALL_COMMAND}, or "
+                         "set GSV_ROOT to a GPT-SoVITS checkout and GSV_PYTHON to its interpreter, and "
+                         "restart the service")
         return base
     base.update(svc.engine.status())
     return base
@@ -50,6 +57,24 @@ def health(svc: ServiceDep):
 def engine(svc: ServiceDep):
     """The GPT-SoVITS checkout: found or not, scripts, pretrained models per version, GPUs, ffmpeg."""
     return JSON(_engine_status(svc))
+
+
+_DEFAULTS = TaskConfig()
+
+
+@router.get("/engine/doctor", response_model=DoctorReport)
+def doctor(doc: DoctorDep,
+           version: Annotated[ModelVersion, Query(description="model version in use: its missing "
+                                                  "pretrained files fail, other versions' warn")] = _DEFAULTS.model_version,
+           language: Annotated[Language, Query(description="task language: zh needs G2PW, en NLTK "
+                                               "data")] = _DEFAULTS.language,
+           batch_size: Annotated[int, Query(ge=1, le=256, description="compared with each GPU's free "
+                                            "memory")] = _DEFAULTS.batch_size,
+           refresh: Annotated[bool, Query(description="probe the engine's interpreter again (seconds) "
+                                          "instead of using the cached result")] = False):
+    """Is this installation ready to train? Every check with ok | warn | fail, what was found and
+    the fix in one sentence; engine steps answer 424 with the fix of a failing check they need."""
+    return doc.report(version, language, batch_size, refresh)
 
 
 @router.get("/steps")

@@ -75,6 +75,14 @@ ARTIFACTS: dict[str, Artifact] = {a.key: a for a in (
 
 
 @dataclass(frozen=True)
+class EngineUse:
+    """Why a step's params need the engine, and what does the job without it."""
+
+    reason: str        # "method 'funasr'"
+    alternative: str   # "use method 'spectral' (built in)"
+
+
+@dataclass(frozen=True)
 class StepSpec:
     """Everything the service needs to know about one step."""
 
@@ -87,7 +95,14 @@ class StepSpec:
     execute: Callable[[RunContext, StepParams], dict]
     optional_inputs: tuple[str, ...] = ()   # read when present (e.g. denoised over sliced)
     needs_engine: bool = False
+    # For a step that needs the engine only with some params (ASR methods, FRCRN): why these params
+    # need it, or None. Checked at submit (424 without an engine).
+    engine_use: Callable[[StepParams, Workspace], EngineUse | None] | None = None
     needs_gpu: bool = False
+    # What an engine step reads besides its inputs, checked before it starts (gsv_service/preflight.py):
+    # pretrained items by the model plan's roles (bert, cnhubert, sv, s2G, s2D, s1, g2pw, nltk,
+    # langdetect; each only where the task's version and language need it), "ffmpeg", "disk".
+    engine_needs: tuple[str, ...] = ()
     weight: float = 1.0                     # share of the task's overall progress
     pro_inputs: tuple[str, ...] = ()        # required for v2Pro/v2ProPlus only (speaker vectors)
 
@@ -102,6 +117,7 @@ class StepSpec:
         return {
             "name": self.name, "title": self.title, "description": self.description,
             "needs_engine": self.needs_engine, "needs_gpu": self.needs_gpu,
+            "engine_needs": list(self.engine_needs),
             "inputs": [_artifact_doc(k) for k in self.inputs],
             "optional_inputs": [_artifact_doc(k) for k in self.optional_inputs],
             "inputs_v2pro_only": [_artifact_doc(k) for k in self.pro_inputs],

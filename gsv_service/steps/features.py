@@ -168,19 +168,20 @@ TEXT = StepSpec(
     name="extract_text_features", title="Text features",
     description="1-get-text.py: phonemes and BERT features for every transcript line.",
     params=FeatureParams, inputs=("transcript",), outputs=("text_features",), execute=run_text,
-    needs_engine=True, needs_gpu=True, weight=5)
+    needs_engine=True, needs_gpu=True, engine_needs=("bert", "g2pw", "nltk"), weight=5)
 AUDIO = StepSpec(
     name="extract_audio_features", title="Audio features",
     description="2-get-hubert-wav32k.py: HuBERT features and 32 kHz audio per utterance.",
     params=FeatureParams, inputs=("transcript", "sliced"), optional_inputs=("denoised",),
-    outputs=("hubert_features",), execute=run_hubert, needs_engine=True, needs_gpu=True, weight=5)
+    outputs=("hubert_features",), execute=run_hubert, needs_engine=True, needs_gpu=True,
+    engine_needs=("cnhubert", "ffmpeg"), weight=5)
 SPEAKER = StepSpec(
     name="extract_speaker_vectors", title="Speaker vectors",
     description="2-get-sv.py: speaker vectors (v2Pro and v2ProPlus; nothing to do for v1/v2).",
     params=FeatureParams, inputs=("hubert_features",), outputs=("speaker_vectors",), execute=run_sv,
-    needs_engine=True, needs_gpu=True, weight=3)
+    needs_engine=True, needs_gpu=True, engine_needs=("sv",), weight=3)
 SEMANTIC = StepSpec(
     name="extract_semantic_features", title="Semantic tokens",
     description="3-get-semantic.py: semantic tokens from the HuBERT features.",
     params=SemanticParams, inputs=("hubert_features",), outputs=("semantic_features",),
-    execute=run_semantic, needs_engine=True, needs_gpu=True, weight=5)
+    execute=run_semantic, needs_engine=True, needs_gpu=True, engine_needs=("s2G",), weight=5)

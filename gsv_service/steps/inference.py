@@ -166,4 +166,5 @@ INFERENCE = StepSpec(
     name="test_inference", title="Test inference",
     description="Synthesise target_text with the trained weights into output/{output_name}.wav.",
     params=InferenceParams, inputs=("sovits_weights", "gpt_weights", "transcript"),
-    outputs=("inference_audio",), execute=run_inference, needs_engine=True, needs_gpu=True, weight=2)
+    outputs=("inference_audio",), execute=run_inference, needs_engine=True, needs_gpu=True,
+    engine_needs=("bert", "cnhubert", "sv", "g2pw", "nltk", "langdetect", "ffmpeg"), weight=2)

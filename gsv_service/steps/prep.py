@@ -19,12 +19,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gsv_service.engine import Engine
+from gsv_service.engine import INSTALL_COMMAND, Engine
 from gsv_service.jobs.protocol import parse
 from gsv_service.procs import Command
 from gsv_service.runner import RunContext, StepFailed
 from gsv_service.states import Reason
-from gsv_service.steps.base import StepParams, StepSpec, audio_source, transcript_path
+from gsv_service.steps.base import EngineUse, StepParams, StepSpec, audio_source, transcript_path
 from gsv_service.steps.engine_common import fail_exit_codes, with_traceback
 from gsv_service.task_config import Language
 from gsv_service import transcripts as tr
@@ -229,7 +229,7 @@ def slice_audio(ctx: RunContext, p: SliceParams) -> dict:
 def frcrn_missing(engine: Engine | None) -> str | None:
     """Why the engine's FRCRN denoiser cannot run here, or None when it can."""
     if engine is None:
-        return "no GPT-SoVITS engine is configured (GSV_ROOT)"
+        return f"no GPT-SoVITS engine is configured (install it with {INSTALL_COMMAND})"
     if not engine.script("denoise").is_file():
         return f"the engine has no {engine.script('denoise')}"
     if not (engine.root / FRCRN_MODEL).is_dir():
@@ -280,7 +280,34 @@ def _frcrn(ctx: RunContext, p: DenoiseParams, src: Path, dst: Path, files: list[
             for f in files if f.name not in made]
 
 
+def denoise_engine_use(p: DenoiseParams, ws) -> EngineUse | None:
+    if p.method == "frcrn":
+        return EngineUse("method 'frcrn'", "use method 'spectral' (built in)")
+    return None
+
+
 # ---------- 4. transcribe ----------
+
+ENGINE_ASR = ("funasr", "faster_whisper")
+PROVIDED_HINT = ("upload transcripts (a .list, or one .txt per slice named after it) and use "
+                 "method 'provided'")
+
+
+def resolve_asr_method(method: str, ws) -> str:
+    """'auto' is 'provided' when transcripts were uploaded, else 'funasr'."""
+    if method != "auto":
+        return method
+    provided = tr.load_provided(ws.root / "input_transcripts")
+    return "provided" if provided or provided.problems else "funasr"
+
+
+def asr_engine_use(p: AsrParams, ws) -> EngineUse | None:
+    method = resolve_asr_method(p.method, ws)
+    if method not in ENGINE_ASR:
+        return None
+    how = f"method '{method}'" if p.method == method else "method 'auto' (funasr, as no transcripts were uploaded)"
+    return EngineUse(how, PROVIDED_HINT)
+
 
 def asr_transcribe(ctx: RunContext, p: AsrParams) -> dict:
     ws, cfg = ctx.workspace, ctx.config
@@ -290,16 +317,13 @@ def asr_transcribe(ctx: RunContext, p: AsrParams) -> dict:
     slices = _wavs(source)
     if not slices:
         raise StepFailed(f"{source.name}/ holds no audio; run step 'slice_audio' first")
-    provided = tr.load_provided(ws.root / "input_transcripts")
-    method = p.method
-    if method == "auto":
-        method = "provided" if provided or provided.problems else "funasr"
+    method = resolve_asr_method(p.method, ws)
     if method == "provided":
-        return _provided(ctx, slices, provided, speaker, language, source)
-    if ctx.engine is None:
-        raise StepFailed(f"method {method} needs the GPT-SoVITS engine, and none is configured (set "
-                         "GSV_ROOT and GSV_PYTHON); or upload transcripts (.list, or one .txt per slice) "
-                         "and use method 'provided'", Reason.error)
+        return _provided(ctx, slices, tr.load_provided(ws.root / "input_transcripts"), speaker, language,
+                         source)
+    if ctx.engine is None:  # refused at submit (engine_use); here if transcripts vanished meanwhile
+        raise StepFailed(f"method {method} needs the GPT-SoVITS engine, and none is configured (install "
+                         f"it with {INSTALL_COMMAND}); or {PROVIDED_HINT}", Reason.error)
     return _engine_asr(ctx, p, method, slices, speaker, language, source)
 
 
@@ -381,10 +405,11 @@ SLICE = StepSpec(
 DENOISE = StepSpec(
     name="denoise_audio", title="Denoise audio",
     description="Spectral denoise (built in) or the engine's FRCRN model; 'none' copies through.",
-    params=DenoiseParams, inputs=("sliced",), outputs=("denoised",), execute=denoise_audio, weight=3)
+    params=DenoiseParams, inputs=("sliced",), outputs=("denoised",), execute=denoise_audio, weight=3,
+    engine_use=denoise_engine_use)
 ASR = StepSpec(
     name="asr_transcribe", title="Transcribe",
     description="Write the .list transcript (wav_path|speaker|LANG|text) from uploaded transcripts "
                 "or the engine's ASR (funasr, faster_whisper).",
     params=AsrParams, inputs=("sliced",), optional_inputs=("denoised",), outputs=("transcript",),
-    execute=asr_transcribe, weight=5)
+    execute=asr_transcribe, weight=5, engine_use=asr_engine_use)

@@ -159,9 +159,9 @@ SOVITS = StepSpec(
     description="s2_train.py --config: fine-tune the SoVITS model; weights land in weights/sovits/.",
     params=SovitsParams, inputs=("text_features", "hubert_features", "semantic_features"),
     pro_inputs=("speaker_vectors",), outputs=("sovits_weights",), execute=run_sovits, needs_engine=True,
-    needs_gpu=True, weight=30)
+    needs_gpu=True, engine_needs=("s2G", "s2D", "disk"), weight=30)
 GPT = StepSpec(
     name="train_gpt", title="Train GPT",
     description="s1_train.py --config_file: fine-tune the GPT model; weights land in weights/gpt/.",
     params=GptParams, inputs=("text_features", "semantic_features"), outputs=("gpt_weights",),
-    execute=run_gpt, needs_engine=True, needs_gpu=True, weight=25)
+    execute=run_gpt, needs_engine=True, needs_gpu=True, engine_needs=("s1", "disk"), weight=25)

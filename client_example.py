@@ -55,6 +55,8 @@ AUDIO_EXTS = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus"
                         ".mp4", ".mkv", ".mov", ".avi", ".wma", ".aif", ".aiff"})
 TRANSCRIPT_EXTS = frozenset({".list", ".txt", ".lab"})
 UPLOAD_BATCH_FILES, UPLOAD_BATCH_BYTES = 32, 256 * 1024 * 1024
+FIRST_POLL_S, POLL_BACKOFF = 0.2, 1.5  # waiting polls start at 0.2 s and slow to poll_interval
+PROTOCOL_PREFIX = "@@gsv "  # the service's own progress lines in step logs (not for people)
 
 
 class APIError(Exception):
@@ -116,7 +118,8 @@ class Progress:
             self.write(f"[{time.strftime('%H:%M:%S')}] {step}: {status}{why}")
         elif kind == "log" and self.show_logs:
             for line in ev.get("lines", []):
-                self.write(f"  {step} | {line}")
+                if not line.startswith(PROTOCOL_PREFIX):
+                    self.write(f"  {step} | {line}")
         elif kind == "pipeline":
             why = f" ({ev['error_message']})" if ev.get("error_message") else ""
             self.write(f"[{time.strftime('%H:%M:%S')}] pipeline: {ev['status']}{why}")
@@ -207,8 +210,10 @@ class GPTSoVITSClient:
         return self._request("GET", f"/task/{task_id}/logs").get("logs", "")
 
     def wait_for_step_completion(self, task_id: str, timeout: int = 3600) -> Dict[str, Any]:
-        """Poll the task until it is completed, failed, cancelled or awaiting_review."""
+        """Poll the task until it is completed, failed, cancelled or awaiting_review: first after
+        0.2 s, then less often, up to every poll_interval seconds."""
         deadline, last = time.monotonic() + timeout, None
+        delay = self._first_poll()
         while time.monotonic() < deadline:
             try:
                 task = self.get_task(task_id)
@@ -220,11 +225,19 @@ class GPTSoVITSClient:
             if key != last and self.verbose:
                 print(f"[{time.strftime('%H:%M:%S')}] status: {key[0]} | step: {key[1]} | "
                       f"progress: {key[2]:.1f}%", flush=True)
+            # a new status or step starts the polls over (a short step may follow); progress does not
+            delay = self._first_poll() if last is None or key[:2] != last[:2] else self._next_poll(delay)
             last = key
             if task["status"] in WAIT_ENDS:
                 return task
-            time.sleep(self.poll_interval)
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         raise TimeoutError(f"step did not finish within {timeout} s")
+
+    def _first_poll(self) -> float:
+        return min(FIRST_POLL_S, self.poll_interval)
+
+    def _next_poll(self, delay: float) -> float:
+        return min(delay * POLL_BACKOFF, self.poll_interval)
 
     # ---------- additions ----------
     def events(self, task_id: str, last_event_id: Optional[int] = None,
@@ -317,10 +330,12 @@ class GPTSoVITSClient:
         except APIError as e:  # 404 "Not Found" = no such route; a missing task says so in words
             if e.status_code != 404 or e.detail != "Not Found":
                 raise
+        delay = self._first_poll()
         while ended() is None:  # a service without /events: poll
             if deadline and time.monotonic() > deadline:
                 raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
-            time.sleep(self.poll_interval)
+            time.sleep(delay)
+            delay = self._next_poll(delay)
 
     def run_steps(self, task_id: str, steps: List[str], steps_params: Dict[str, Dict] = None,
                   on_event=None) -> List[Dict[str, Any]]:
@@ -462,14 +477,20 @@ def _run(client: GPTSoVITSClient, task_id: str, args, progress: Progress) -> boo
     return rec["status"] == "completed"
 
 
-def _download(client: GPTSoVITSClient, task_id: str, folder: str) -> None:
-    for path in client.download_models(task_id, folder):
-        print(f"downloaded {path}")
+def _download(client: GPTSoVITSClient, task_id: str, folder: str) -> int:
+    """Download the weights and output.wav; how many files. Nothing there: says so on stderr."""
+    got = client.download_models(task_id, folder)
     try:
-        print(f"downloaded {client.download_file(task_id, 'output.wav', str(Path(folder) / 'output.wav'))}")
+        got.append(client.download_file(task_id, "output.wav", str(Path(folder) / "output.wav")))
     except APIError as e:
         if e.status_code != 404:
             raise
+    for path in got:
+        print(f"downloaded {path}")
+    if not got:
+        print(f"nothing to download: task {task_id} has no trained weights and no output.wav yet (run "
+              "train_sovits and train_gpt for weights, test_inference for output.wav)", file=sys.stderr)
+    return len(got)
 
 
 ENGINE_ASR = ("funasr", "faster_whisper")
@@ -629,7 +650,8 @@ def cmd_status(client: GPTSoVITSClient, args) -> int:
 
 
 def cmd_logs(client: GPTSoVITSClient, args) -> int:
-    params = {k: v for k, v in (("step", args.step), ("follow", args.follow or None)) if v}
+    params = {k: v for k, v in (("step", args.step), ("follow", args.follow or None),
+                                ("tail", args.tail)) if v}
     with client.http.stream("GET", f"/task/{args.task_id}/logs", params=params,
                             timeout=httpx.Timeout(10, read=None)) as r:
         _raise_for(r)
@@ -638,8 +660,9 @@ def cmd_logs(client: GPTSoVITSClient, args) -> int:
                 sys.stdout.write(text)
                 sys.stdout.flush()
         else:
-            r.read()
-            sys.stdout.write(r.json()["logs"])
+            r.read()  # a service that still sends its progress lines: leave them out here
+            sys.stdout.write("".join(line for line in r.json()["logs"].splitlines(keepends=True)
+                                     if not line.startswith(PROTOCOL_PREFIX)))
     return 0
 
 
@@ -735,8 +758,7 @@ def cmd_options(client: GPTSoVITSClient, args) -> int:
 
 
 def cmd_download(client: GPTSoVITSClient, args) -> int:
-    _download(client, args.task_id, args.dir)
-    return 0
+    return 0 if _download(client, args.task_id, args.dir) else 1
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -800,6 +822,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("logs", help="a step run's log")
     p.add_argument("task_id")
     p.add_argument("--step", choices=STEPS, metavar="STEP")
+    p.add_argument("-n", "--tail", type=int, metavar="N", help="the last N lines only")
     p.add_argument("-f", "--follow", action="store_true")
     p.set_defaults(func=cmd_logs)
     p = sub.add_parser("download", help="download trained weights and output.wav")

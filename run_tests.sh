@@ -5,6 +5,7 @@
 # Store tests also run on PostgreSQL when TEST_DATABASE_URL is set.
 cd "$(dirname "$0")"
 source ./scripts_common.sh
-ensure_system_tools ffmpeg espeak-ng
+ensure_system_tools ffmpeg espeak-ng chromium
 ensure_venv requirements-dev.txt
+"$VENV/bin/ruff" check -q gsv_service tools
 exec "$VENV/bin/python" -m pytest -q "$@"

@@ -18,7 +18,8 @@ ensure_venv() {
 }
 
 ensure_system_tools() {
-  # ffmpeg decodes uploads; espeak-ng makes speech for tests. Installed when we can (root + apt).
+  # ffmpeg decodes uploads; espeak-ng makes speech for tests; chromium runs the page's browser tests.
+  # Installed when we can (root + apt).
   local missing=()
   for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
   [[ ${#missing[@]} -eq 0 ]] && return 0

@@ -100,7 +100,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks.stop()
         store.engine.dispose()
 
+    from gsv_service.api import docs
+
     app = FastAPI(title="GPT-SoVITS training service", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_tags=docs.TAGS,  # docs.install: served offline
                   description="Train GPT-SoVITS voices over HTTP: upload audio, run the 11 steps (or "
                               "the whole pipeline), follow progress and logs, download the weights.")
     app.state.service = service
@@ -110,13 +113,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     _install_error_handlers(app)
 
+    from gsv_service import web
     from gsv_service.api import (events, files, logs, metrics, models, options, pipeline, system, tasks,
                                  transcripts)
     for module in (tasks, pipeline, files, logs, events, metrics, system, options, models, transcripts):
         app.include_router(module.router)
 
-    @app.get("/", include_in_schema=False)
-    def root():
-        return {"message": "GPT-SoVITS training service", "version": __version__, "docs_url": "/docs"}
+    web.install(app)  # the page at / (gsv_service/web/)
+    docs.install(app)  # /docs and /redoc from the service's own files
 
     return app

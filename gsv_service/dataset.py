@@ -17,8 +17,8 @@ from pathlib import Path
 
 from gsv_service.audio.levels import analyse, read_mono
 from gsv_service.errors import NotFound
-from gsv_service.steps.base import transcript_path
-from gsv_service.transcripts import Line, audio_dir, guess_language, read_list
+from gsv_service.transcripts import Line, guess_language, read_list
+from gsv_service.workspace import denoise_completed
 
 DROP_SHORT_S, DROP_LONG_S = 0.6, 54.0
 SHORT_S, LONG_S = 2.0, 15.0
@@ -29,6 +29,7 @@ MIN_SPEECH_MIN = 1.0
 # plausible characters per second of speech: CJK characters (about a syllable each), or letters
 RATES = {"cjk": (1.0, 9.0), "latin": (3.0, 25.0)}
 CACHE_FILE = ".dataset_cache.json"
+CACHE_VERSION = 2  # 2: levels of digital silence are None, not -200 dBFS
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 _LETTER = re.compile(r"[^\W\d_]")
 _SIMILAR = {"ZH", "YUE", "JA"}  # kanji-only Japanese looks like Chinese; that is no mismatch
@@ -44,7 +45,7 @@ def _stats(files: list[Path], cache_path: Path) -> dict[str, dict]:
         st = p.stat()
         key = f"{p.parent.name}/{p.name}"
         hit = cache.get(key)
-        if hit and hit.get("sig") == [st.st_size, st.st_mtime_ns]:
+        if hit and hit.get("sig") == [st.st_size, st.st_mtime_ns, CACHE_VERSION]:
             out[p.name] = hit["stats"]
         else:
             try:
@@ -52,7 +53,7 @@ def _stats(files: list[Path], cache_path: Path) -> dict[str, dict]:
                 out[p.name] = analyse(x, sr)
             except (RuntimeError, OSError, ValueError) as e:
                 out[p.name] = {"duration": 0.0, "error": f"unreadable: {e}"}
-        fresh[key] = {"sig": [st.st_size, st.st_mtime_ns], "stats": out[p.name]}
+        fresh[key] = {"sig": [st.st_size, st.st_mtime_ns, CACHE_VERSION], "stats": out[p.name]}
     if fresh != cache:
         tmp = cache_path.with_name(cache_path.name + ".tmp")
         tmp.write_text(json.dumps(fresh), encoding="utf-8")
@@ -85,7 +86,8 @@ def slice_warnings(st: dict, line: Line | None) -> list[str]:
                  "with less gain")
     silent = st.get("rms_db") is None or st["rms_db"] < NEAR_SILENT_DB or st.get("speech_db") is None
     if silent:
-        w.append(f"near silent (RMS {st.get('rms_db')} dBFS): probably no speech; drop it")
+        level = f"RMS {st['rms_db']} dBFS" if st.get("rms_db") is not None else "no signal at all"
+        w.append(f"near silent ({level}): probably no speech; drop it")
     elif st.get("silence_share", 0) > MOSTLY_SILENCE:
         w.append(f"mostly silence ({st['silence_share']:.0%}); slice again with a smaller max_sil_kept")
     if line is None:
@@ -121,7 +123,8 @@ def _totals(rows: list[dict], lines: dict[str, Line]) -> dict:
             "slices_with_warnings": sum(1 for r in rows if r["warnings"])}
 
 
-def _dataset_warnings(totals: dict, rows: list[dict], lines: dict[str, Line], orphans: list[str]) -> list[str]:
+def _dataset_warnings(totals: dict, rows: list[dict], lines: dict[str, Line], orphans: list[str],
+                      task_id: str) -> list[str]:
     w = []
     if totals["speech_minutes"] < MIN_SPEECH_MIN:
         w.append(f"only {totals['speech_minutes']} min of speech: GPT-SoVITS needs at least about 1 minute, "
@@ -137,17 +140,17 @@ def _dataset_warnings(totals: dict, rows: list[dict], lines: dict[str, Line], or
                  f"{', '.join(orphans[:5])}; run asr_transcribe again or drop them")
     if totals["slices_with_warnings"]:
         w.append(f"{totals['slices_with_warnings']} of {totals['slices']} slices have warnings (see slices[]); "
-                 "drop or fix them with PUT /api/v1/task/{task_id}/transcripts")
+                 f"drop or fix them with PUT /api/v1/task/{task_id}/transcripts")
     return w
 
 
 def build_report(ws, steps: dict) -> dict:
-    audio = audio_dir(ws, steps)
+    audio = ws.utterances_dir(denoise_completed(steps))
     files = sorted(p for p in audio.glob("*.wav") if not p.name.startswith("."))
     if not files:
         raise NotFound("this task has no slices yet: run steps 'convert_audio' and 'slice_audio' first",
                        run_first="slice_audio" if (ws.root / "converted_wav").is_dir() else "convert_audio")
-    tpath = transcript_path(ws)
+    tpath = ws.transcript_path
     lines = {ln.name: ln for ln in read_list(tpath)[0]} if tpath.is_file() else {}
     stats = _stats(files, ws.root / CACHE_FILE)
     rows = []
@@ -159,7 +162,8 @@ def build_report(ws, steps: dict) -> dict:
     totals = _totals(rows, {k: v for k, v in lines.items() if k in stats})
     orphans = sorted(k for k in lines if k not in stats)
     return {"source": audio.name, "transcript": f"transcripts/{tpath.name}" if tpath.is_file() else None,
-            "totals": totals, "warnings": _dataset_warnings(totals, rows, lines, orphans), "slices": rows}
+            "totals": totals, "warnings": _dataset_warnings(totals, rows, lines, orphans, ws.root.name),
+            "slices": rows}
 
 
 class DatasetReport:

@@ -24,9 +24,12 @@ class EventLog:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def since(self, task_id: str, after_id: int, limit: int = 500, run_id: str | None = None) -> list[dict]:
-        where = [_E.c.task_id == task_id, _E.c.id > after_id] + ([_E.c.run_id == run_id] if run_id else [])
-        q = (select(_E.c.id, _E.c.run_id, _E.c.type, _E.c.data, _E.c.created_at)
+    def since(self, task_id: str | None, after_id: int, limit: int = 500, run_id: str | None = None,
+              types: tuple[str, ...] | None = None) -> list[dict]:
+        """Events after `after_id` of one task (or of every task: task_id None), oldest first."""
+        where = [_E.c.id > after_id] + ([_E.c.task_id == task_id] if task_id else [])
+        where += ([_E.c.run_id == run_id] if run_id else []) + ([_E.c.type.in_(types)] if types else [])
+        q = (select(_E.c.id, _E.c.task_id, _E.c.run_id, _E.c.type, _E.c.data, _E.c.created_at)
              .where(and_(*where)).order_by(_E.c.id).limit(limit))
         with self.engine.connect() as c:
             return [row(m) for m in c.execute(q).mappings()]
@@ -41,16 +44,18 @@ class EventLog:
             c.execute(insert(_E).values(task_id=task_id, run_id=run_id, type="log", created_at=utcnow(),
                                         data={"step": step, "lines": kept, "skipped": skipped}))
 
-    def last_id(self, task_id: str) -> int:
+    def last_id(self, task_id: str | None) -> int:
+        q = select(func.max(_E.c.id))
         with self.engine.connect() as c:
-            return c.execute(select(func.max(_E.c.id)).where(_E.c.task_id == task_id)).scalar() or 0
+            return c.execute(q.where(_E.c.task_id == task_id) if task_id else q).scalar() or 0
 
-    async def follow(self, task_id: str, after_id: int, is_done: Callable[[], Awaitable[bool]],
-                     poll_s: float = 0.25, run_id: str | None = None) -> AsyncIterator[dict]:
+    async def follow(self, task_id: str | None, after_id: int, is_done: Callable[[], Awaitable[bool]],
+                     poll_s: float = 0.25, run_id: str | None = None,
+                     types: tuple[str, ...] | None = None) -> AsyncIterator[dict]:
         """Events after `after_id`, as they come, until is_done() says the client is gone."""
         last = after_id
         while not await is_done():
-            batch = await asyncio.to_thread(self.since, task_id, last, 500, run_id)
+            batch = await asyncio.to_thread(self.since, task_id, last, 500, run_id, types)
             for ev in batch:
                 last = ev["id"]
                 yield ev

@@ -69,6 +69,7 @@ class StepRun(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     pipeline_id: Mapped[str | None] = mapped_column(String(36))
     resources: Mapped[dict | None] = mapped_column(JSON)   # {"gpus": [...]} or {"cpu_slots": 1}
+    seq: Mapped[int | None] = mapped_column(Integer, unique=True)  # submission order: the GPU queue's
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -98,6 +99,16 @@ class Lease(Base):
     resource: Mapped[str] = mapped_column(String(40), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(36), index=True)
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Counter(Base):
+    """A number handed out once: tasks.seq ("task_seq"), step_runs.seq ("run_seq"). Taken with an
+    UPDATE, whose row lock makes concurrent takers wait their turn instead of colliding."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
 
 
 class SchedulerLock(Base):

@@ -55,7 +55,8 @@ class PipelineService:
         self.tasks = tasks
         self.records = records
         self.default_parallel = default_parallel
-        self._wake: dict[str, threading.Event] = {}
+        self._wake: dict[str, threading.Event] = {}  # pipeline id -> its current driver's Event
+        self._wake_lock = threading.Lock()
         self._end_listeners: list = []
         tasks.runner.on_finished(self._on_run_finished)
 
@@ -190,8 +191,10 @@ class PipelineService:
 
     # ---------- the driver ----------
     def _spawn(self, rec: dict) -> None:
-        self._wake[rec["id"]] = threading.Event()
-        threading.Thread(target=self._drive_safely, args=(rec,), name=f"pipeline-{rec['id'][:8]}",
+        wake = threading.Event()
+        with self._wake_lock:
+            self._wake[rec["id"]] = wake
+        threading.Thread(target=self._drive_safely, args=(rec, wake), name=f"pipeline-{rec['id'][:8]}",
                          daemon=True).start()
 
     def _on_run_finished(self, run: dict | None) -> None:
@@ -203,17 +206,21 @@ class PipelineService:
         if ev:
             ev.set()
 
-    def _drive_safely(self, rec: dict) -> None:
+    def _drive_safely(self, rec: dict, wake: threading.Event) -> None:
         try:
-            self._drive(rec)
+            self._drive(rec, wake)
         except Exception as e:  # never leave the task owned by a dead pipeline
             log.exception("pipeline %s crashed", rec["id"])
             self.records.finish(rec["id"], PipelineStatus.failed, reason=Reason.error.value,
                                 error_message=f"internal error in the pipeline: {e}")
         finally:
-            self._wake.pop(rec["id"], None)
+            # Only our own Event: an approve may have resumed this pipeline (once _end recorded the
+            # pause) and put its new driver's Event here already.
+            with self._wake_lock:
+                if self._wake.get(rec["id"]) is wake:
+                    del self._wake[rec["id"]]
 
-    def _drive(self, rec: dict) -> None:
+    def _drive(self, rec: dict, wake: threading.Event) -> None:
         pid, task_id, spec = rec["id"], rec["task_id"], rec["spec"]
         plan, deps = spec["steps"], dependencies(spec["steps"])
         done: set[str] = set()
@@ -229,8 +236,8 @@ class PipelineService:
                     failure = launched
             if not running:
                 break
-            self._wake[pid].wait(1.0)
-            self._wake[pid].clear()
+            wake.wait(1.0)
+            wake.clear()
             for step, run_id in list(running.items()):
                 run = self.tasks.store.get_run(run_id)
                 if run["status"] in _ACTIVE:

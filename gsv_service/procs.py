@@ -9,9 +9,10 @@ import os
 import select
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -27,7 +28,6 @@ class Command:
     cwd: Path | None = None
     env: dict[str, str] | None = None
     label: str = ""
-    extra: dict = field(default_factory=dict)  # free use by the step (e.g. shard index)
 
 
 def spawn(cmd: Command, log_path: Path) -> subprocess.Popen:
@@ -159,3 +159,73 @@ def process_alive(pid: int, create_time: float) -> bool:
         return abs(psutil.Process(pid).create_time() - create_time) < 0.01
     except psutil.Error:
         return False
+
+
+LOG_EVENT_INTERVAL_S = 0.5  # new log lines are handed on in batches at most this often
+TAIL_INTERVAL_S = 0.2       # log lines, progress and cancel are looked at this often
+
+
+@dataclass
+class Supervision:
+    """How to watch a set of children: where their output goes and who hears about it."""
+
+    log_path: Path
+    cancel: threading.Event
+    kill_grace_s: float
+    on_started: Callable[[list[int]], None] = lambda pgids: None  # record the process groups
+    on_line: Callable[[str], None] | None = None                   # every new log line, at once
+    on_lines: Callable[[list[str]], None] | None = None            # batches of lines, for followers
+    poll: Callable[[], None] | None = None
+    poll_interval: float = 1.0
+
+
+def supervise(commands: list[Command], sv: Supervision, tail: LogTail | None = None) -> list[int] | None:
+    """Run `commands` in parallel, each the leader of its own process group, output appended to
+    the log; return their exit codes, or None when `sv.cancel` was set (every group killed by then).
+    `tail` reads the log from where the caller started it (lines it wrote itself are handed on
+    too). Whatever happens (an exception in a callback, cancel, a crash), no process is left behind."""
+    tail = tail or LogTail(sv.log_path)
+    procs: list[subprocess.Popen] = []
+    exits: ExitWaiter | None = None
+    try:
+        for cmd in commands:
+            procs.append(spawn(cmd, sv.log_path))
+        sv.on_started([p.pid for p in procs])
+        exits = ExitWaiter(procs)
+        last_poll = last_flush = 0.0
+        pending: list[str] = []
+        while True:
+            done = all(p.poll() is not None for p in procs)
+            for line in tail.lines(final=done):
+                pending.append(line)
+                if sv.on_line:
+                    sv.on_line(line)
+            if pending and (done or time.monotonic() - last_flush >= LOG_EVENT_INTERVAL_S):
+                last_flush = time.monotonic()
+                if sv.on_lines:
+                    sv.on_lines(pending)
+                pending = []
+            if sv.poll and (done or time.monotonic() - last_poll >= sv.poll_interval):
+                last_poll = time.monotonic()
+                sv.poll()
+            if done:
+                return [p.returncode for p in procs]
+            exits.wait(TAIL_INTERVAL_S)  # wakes at once when a child exits
+            if sv.cancel.is_set():
+                kill_all(procs, sv.kill_grace_s)
+                for line in tail.lines(final=True):  # what they printed before dying
+                    if sv.on_line:
+                        sv.on_line(line)
+                return None
+    finally:
+        if exits is not None:
+            exits.close()
+        kill_all(procs, sv.kill_grace_s)
+
+
+def kill_all(procs: list[subprocess.Popen], grace_s: float) -> None:
+    """Stop each child's whole process group (SIGTERM, SIGKILL after grace_s) and reap the child."""
+    for p in procs:
+        if p.poll() is None or group_alive(p.pid):
+            kill_group(p.pid, grace_s, [p])
+        p.wait()

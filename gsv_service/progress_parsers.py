@@ -123,7 +123,7 @@ class S2Progress(TrainingProgress):
         elif m := _S2_LOSSES.search(seg):
             values = [_num(v.strip()) for v in m.group(1).split(",")]
             if len(values) == len(S2_LOSS_NAMES) + 2 and None not in values:
-                self.losses = dict(zip(S2_LOSS_NAMES, values[:6]))
+                self.losses = dict(zip(S2_LOSS_NAMES, values[:6], strict=False))
                 self.extra = {"global_step": int(values[6]), "lr": values[7]}
         elif self.started and (m := _BAR.search(seg)):
             self._bar(int(m.group(2)), int(m.group(3)), None)

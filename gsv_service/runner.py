@@ -1,9 +1,9 @@
 """Runs step runs in the background: the one owner of every child process.
 
 `LocalRunner` executes runs on threads of this process. A step's `execute(ctx, params)` runs on
-such a thread and launches processes through `RunContext.run`, which puts each in its own process
-group, streams its output to the run's log file, feeds new log lines to the step's parser, checks
-exit codes, and kills the groups when the run is cancelled.
+such a thread and launches processes through `RunContext.run` (steps/base.py), which supervises
+them with procs.supervise: each in its own process group, output streamed to the run's log file,
+new lines fed to the step's parser, every group killed when the run is cancelled.
 """
 
 from __future__ import annotations
@@ -11,39 +11,20 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psutil
 
-from gsv_service.procs import (Command, ExitWaiter, LogTail, group_alive, kill_group, process_alive,
-                               spawn)
+from gsv_service.procs import group_alive, kill_group, process_alive
 from gsv_service.states import Reason, RunStatus
+from gsv_service.steps.base import Cancelled, RunContext, StepFailed
 from gsv_service.scheduler import Scheduler
 from gsv_service.store import RunStateConflict, Store
 
 log = logging.getLogger("gsv_service.runner")
-
-PROGRESS_WRITE_INTERVAL_S = 0.5
-LOG_EVENT_INTERVAL_S = 0.5
-TAIL_INTERVAL_S = 0.2  # log lines, progress and cancel are looked at this often
-
-
-class StepFailed(Exception):
-    """A step ends in failure with a message a person can act on."""
-
-    def __init__(self, message: str, reason: Reason = Reason.error, result: dict | None = None):
-        super().__init__(message)
-        self.reason = reason
-        self.result = result
-
-
-class Cancelled(Exception):
-    pass
 
 
 def owner_id() -> str:
@@ -59,127 +40,6 @@ def owner_alive(owner: str | None) -> bool:
     except ValueError:
         return False
     return host == socket.gethostname() and process_alive(int(pid), float(ct))
-
-
-@dataclass
-class RunContext:
-    """What a running step sees: its run, task, files, engine, and the process launcher."""
-
-    run_id: str
-    task_id: str
-    step: str
-    config: dict
-    workspace: object  # gsv_service.workspace.Workspace
-    engine: object | None
-    settings: object
-    log_path: Path
-    store: Store
-    cancel_event: threading.Event
-    step_status: dict = field(default_factory=dict)  # step -> status when the run was accepted
-    leases: list = field(default_factory=list)        # "gpu:0", "cpu:0", ... held while it runs
-    events: object | None = None                      # EventLog: log lines go to live followers
-    _last_progress_write: float = 0.0
-    _unwritten: tuple | None = None
-    _live: list = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    # ---- reporting ----
-    def log(self, message: str) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write(f"[service] {message}\n")
-
-    def progress(self, fraction: float, message: str | None = None, metrics: dict | None = None,
-                 force: bool = False) -> None:
-        """Report progress; writes are throttled, the latest one is kept for flush_progress()."""
-        now = time.monotonic()
-        if not force and now - self._last_progress_write < PROGRESS_WRITE_INTERVAL_S:
-            self._unwritten = (fraction, message, metrics)
-            return
-        self._last_progress_write = now
-        self._unwritten = None
-        self.store.set_progress(self.run_id, fraction, message, metrics)
-
-    def flush_progress(self) -> None:
-        if self._unwritten is not None:
-            self.progress(*self._unwritten, force=True)
-
-    @property
-    def gpu_ids(self) -> list[str]:
-        """GPUs leased to this run (empty on a CPU machine)."""
-        return [r.split(":", 1)[1] for r in self.leases if r.startswith("gpu:")]
-
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
-
-    def check_cancelled(self) -> None:
-        if self.cancel_event.is_set():
-            raise Cancelled()
-
-    # ---- processes ----
-    def run(self, commands: list[Command], on_line: Callable[[str], None] | None = None,
-            poll: Callable[[], None] | None = None, poll_interval: float = 1.0) -> list[int]:
-        """Run commands in parallel, each in its own process group; return their exit codes.
-
-        Output goes to the run's log file only. `on_line` sees every new log line, `poll` is
-        called every poll_interval seconds (e.g. to count output files). Raises Cancelled after
-        killing every group if the run is cancelled meanwhile.
-        """
-        self.check_cancelled()
-        tail = LogTail(self.log_path)
-        for cmd in commands:
-            self.log(f"$ {' '.join(cmd.argv)}" + (f"  ({cmd.label})" if cmd.label else ""))
-        procs, exits = [], None
-        try:
-            for cmd in commands:
-                procs.append(spawn(cmd, self.log_path))
-            with self._lock:
-                self._live = procs
-            self.store.set_pgids(self.run_id, [p.pid for p in procs])
-            exits = ExitWaiter(procs)
-            last_poll = last_flush = 0.0
-            pending: list[str] = []
-            while True:
-                done = all(p.poll() is not None for p in procs)
-                for line in tail.lines(final=done):
-                    pending.append(line)
-                    if on_line:
-                        on_line(line)
-                if pending and (done or time.monotonic() - last_flush >= LOG_EVENT_INTERVAL_S):
-                    last_flush = time.monotonic()
-                    self._publish_lines(pending)
-                    pending = []
-                if poll and (done or time.monotonic() - last_poll >= poll_interval):
-                    last_poll = time.monotonic()
-                    poll()
-                if done:
-                    break
-                exits.wait(TAIL_INTERVAL_S)  # wakes at once when a child exits
-                if self.cancel_event.is_set():
-                    self._kill(procs)
-                    for line in tail.lines(final=True):  # what they printed before dying
-                        if on_line:
-                            on_line(line)
-                    raise Cancelled()
-            return [p.returncode for p in procs]
-        finally:
-            if exits is not None:
-                exits.close()
-            # Whatever happened (exception in a parser, cancel, crash), leave no process behind.
-            self._kill(procs)
-            with self._lock:
-                self._live = []
-
-    def _publish_lines(self, lines: list[str]) -> None:
-        if self.events is not None:
-            self.events.append_log_lines(self.task_id, self.run_id, self.step, lines)
-
-    def _kill(self, procs: list) -> None:
-        for p in procs:
-            if p.poll() is None or group_alive(p.pid):
-                kill_group(p.pid, self.settings.kill_grace_s, [p])
-            p.wait()
 
 
 StepExecutor = Callable[[RunContext], dict]
@@ -225,7 +85,7 @@ class LocalRunner:
         with self._lock:
             self._jobs[run["id"]] = _Job(run, make_context, execute, invalidates)
             self._waiting.append(run["id"])
-        self._dispatch()
+        self._wake.set()  # the dispatch thread decides: it may wait on the database, a caller never does
 
     def _dispatch_loop(self) -> None:
         # Other processes free GPUs too, so waiting runs are retried periodically as well.
@@ -239,22 +99,26 @@ class LocalRunner:
                     log.exception("dispatch failed")
 
     def _dispatch(self) -> None:
+        """Start what may start. Only the dispatch thread calls it, so decisions never overlap; the
+        lock guards the in-memory queue and is never held across a database transaction (one can
+        wait seconds for a busy store, and submit, cancel and finishing runs all need the lock)."""
         with self._lock:
-            slots = self.max_workers - self._running
-            if slots <= 0 or not self._waiting:
+            if self.max_workers - self._running <= 0 or not self._waiting:
                 return
-            plain = [r for r in self._waiting if not self._jobs[r].run.get("resources")]
             needy = {r for r in self._waiting if self._jobs[r].run.get("resources")}
-            granted = self.scheduler.acquire(needy) if needy else {}
-            start = [r for r in self._waiting if r in granted or r in plain][:slots]
-            for rid in set(granted) - set(start):  # over the cap: give the GPUs back for now
-                with self.store.engine.begin() as c:
-                    Scheduler.release(c, rid)
+        granted = self.scheduler.acquire(needy) if needy else {}
+        with self._lock:  # the queue may have changed meanwhile (cancels, new runs, ended runs)
+            slots = self.max_workers - self._running
+            start = [r for r in self._waiting
+                     if r in granted or not self._jobs[r].run.get("resources")][:slots]
             for rid in start:
                 self._waiting.remove(rid)
                 self._jobs[rid].leases = granted.get(rid, [])
                 self._running += 1
                 self._pool.submit(self._execute, self._jobs[rid])
+        for rid in set(granted) - set(start):  # over the cap, or cancelled meanwhile: give them back
+            with self.store.engine.begin() as c:
+                Scheduler.release(c, rid)
 
     def _execute(self, job: _Job) -> None:
         run_id = job.run["id"]
@@ -341,15 +205,6 @@ class LocalRunner:
                 self._safe_finish(run_id, RunStatus.cancelled, reason=Reason.cancelled_by_user.value,
                                   error_message="cancelled by request")
         return self.store.get_run(run_id)
-
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if not self._jobs:
-                    return True
-            time.sleep(0.05)
-        return False
 
     def recover(self) -> list[dict]:
         """After a restart: runs whose owner died are failed as `interrupted`; their orphaned

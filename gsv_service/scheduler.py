@@ -34,7 +34,7 @@ class Scheduler:
     def _waiting(self, c: Connection) -> list[tuple[str, dict]]:
         q = (select(_R.c.id, _R.c.resources).where(and_(_R.c.status == RunStatus.queued.value,
                                                         _R.c.resources.is_not(None)))
-             .order_by(_R.c.created_at, _R.c.id))
+             .order_by(_R.c.seq))  # submission order: clocks tie, and differ between hosts
         return [(rid, res) for rid, res in c.execute(q) if res]
 
     def acquire(self, candidates: set[str]) -> dict[str, list[str]]:

@@ -66,4 +66,3 @@ class Reason(str, Enum):
     exit_code = "exit_code"
     outputs_missing = "outputs_missing"
     error = "error"
-    timeout = "timeout"

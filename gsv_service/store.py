@@ -13,11 +13,10 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, null, select, union_all, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from gsv_service.db import aware as _aware
 from gsv_service.db import row
-from gsv_service.models import Event, Pipeline, StepRun, Task, TaskStep, utcnow
+from gsv_service.models import Counter, Event, Pipeline, StepRun, Task, TaskStep, utcnow
 from gsv_service.scheduler import Scheduler
 from gsv_service.states import ACTIVE, Reason, RunStatus, TaskStatus, sources_of, task_status_for_run
 
@@ -34,6 +33,15 @@ class TaskBusy(Exception):
 
 class RunStateConflict(Exception):
     """A status change that the state table does not allow (e.g. finishing a finished run)."""
+
+
+def take_number(c: Connection, counter: str) -> int:
+    """The next number of a counter, in the caller's transaction. The UPDATE locks the counter's
+    row (SQLite: the database) until the transaction ends, so concurrent takers wait their turn,
+    never collide, and get their numbers in the order their transactions commit."""
+    col = Counter.__table__.c
+    c.execute(update(Counter.__table__).where(col.name == counter).values(value=col.value + 1))
+    return c.execute(select(col.value).where(col.name == counter)).scalar_one()
 
 
 def emit(c: Connection, task_id: str, run_id: str | None, type_: str, data: dict) -> None:
@@ -114,10 +122,10 @@ class _TaskReader:
         if self.fixers is None:
             self.fixers = (self._fixers(description, 0, nt), self._fixers(description, nt + 1, len(self.columns)))
         task_fix, step_fix = self.fixers
-        task = dict(zip(self.task_keys, self._convert(list(task_row[:nt]), task_fix)))
+        task = dict(zip(self.task_keys, self._convert(list(task_row[:nt]), task_fix), strict=True))
         order, keys = self.order, self.step_keys
         rows = sorted((r for r in rows if r[nt] is not None), key=lambda r: order.get(r[nt], 99))
-        task["steps"] = {r[nt]: dict(zip(keys, self._convert(list(r[nt + 1:]), step_fix))) for r in rows}
+        task["steps"] = {r[nt]: dict(zip(keys, self._convert(list(r[nt + 1:]), step_fix), strict=True)) for r in rows}
         return task
 
 
@@ -131,18 +139,12 @@ class Store:
     # ---------- tasks ----------
     def create_task(self, name: str, config: dict) -> dict:
         task_id, now = str(uuid.uuid4()), utcnow()
-        for _attempt in range(5):
-            try:
-                with self.engine.begin() as c:
-                    seq = (c.execute(select(func.max(_T.c.seq))).scalar() or 0) + 1
-                    c.execute(insert(_T).values(
-                        id=task_id, seq=seq, name=name, status=TaskStatus.created.value,
-                        progress=0.0, config=config, created_at=now, updated_at=now))
-                    c.execute(insert(_S), [dict(task_id=task_id, step=s, status=RunStatus.pending.value,
-                                                updated_at=now) for s in self.step_names])
-                break
-            except IntegrityError:  # two creators took the same seq; take the next one
-                continue
+        with self.engine.begin() as c:
+            c.execute(insert(_T).values(
+                id=task_id, seq=take_number(c, "task_seq"), name=name, status=TaskStatus.created.value,
+                progress=0.0, config=config, created_at=now, updated_at=now))
+            c.execute(insert(_S), [dict(task_id=task_id, step=s, status=RunStatus.pending.value,
+                                        updated_at=now) for s in self.step_names])
         return self.get_task(task_id)
 
     def get_task(self, task_id: str) -> dict | None:
@@ -172,10 +174,6 @@ class Store:
         finally:
             raw.close()
         return reader.build(rows, description)
-
-    def task_exists(self, task_id: str) -> bool:
-        with self.engine.connect() as c:
-            return c.execute(select(_T.c.id).where(_T.c.id == task_id)).first() is not None
 
     def list_tasks(self, status: str | None, limit: int, offset: int,
                    newest_first: bool = False) -> tuple[list[dict], int]:
@@ -213,10 +211,6 @@ class Store:
             c.execute(delete(_S).where(_S.c.task_id == task_id))
             c.execute(delete(_T).where(_T.c.id == task_id))
 
-    def update_config(self, task_id: str, config: dict) -> None:
-        with self.engine.begin() as c:
-            c.execute(update(_T).where(_T.c.id == task_id).values(config=config, updated_at=utcnow()))
-
     # ---------- runs ----------
     def start_run(self, task_id: str, step: str, params: dict, log_path_for, owner: str | None = None,
                   resources: dict | None = None, pipeline_id: str | None = None) -> dict:
@@ -239,7 +233,8 @@ class Store:
             c.execute(insert(_R).values(id=run_id, task_id=task_id, step=step, owner=owner,
                                         status=RunStatus.queued.value, params=params, progress=0.0,
                                         resources=resources, pipeline_id=pipeline_id,
-                                        log_path=str(log_path_for(run_id)), created_at=now))
+                                        log_path=str(log_path_for(run_id)), created_at=now,
+                                        seq=take_number(c, "run_seq")))
             self._set_step(c, task_id, step, RunStatus.queued, run_id, now)
             self._refresh_progress(c, task_id)
             emit(c, task_id, run_id, "state", {"step": step, "status": RunStatus.queued.value,

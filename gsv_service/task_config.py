@@ -50,6 +50,11 @@ class TaskConfig(BaseModel):
     webhook_url: str | None = Field(None, max_length=2000, description="POSTed to when the task "
                                     "completes or fails")
 
+    @property
+    def speaker(self) -> str:
+        """The speaker column of the task's .list lines."""
+        return self.speaker_name or self.exp_name
+
     @field_validator("exp_name")
     @classmethod
     def _exp_name(cls, v: str) -> str:

@@ -14,12 +14,14 @@ from gsv_service.engine import INSTALL_COMMAND, EngineUnavailable, require_engin
 from gsv_service.events import EventLog
 from gsv_service.preflight import Preflight
 from gsv_service.errors import BadRequest, Conflict, DependencyMissing, NotFound, Unprocessable
-from gsv_service.runner import LocalRunner, RunContext
+from gsv_service.runner import LocalRunner
+from gsv_service.steps.base import RunContext
 from gsv_service.scheduler import requirement
 from gsv_service.settings import Settings
 from gsv_service.states import ACTIVE, RunStatus
 from gsv_service.steps.base import ARTIFACTS, StepSpec
 from gsv_service.steps.registry import BY_NAME, STEP_NAMES, consumers_of
+from gsv_service.steps.summaries import execute_summarised
 from gsv_service.store import Store, TaskBusy
 from gsv_service.task_config import TaskConfig
 from gsv_service.workspace import PathRejected, Workspace, check_task_id, task_workspace
@@ -149,6 +151,8 @@ class TaskService:
         if task["active_run_id"]:
             raise self._busy(task_id, self.store.get_run(task["active_run_id"]))
         self.check_inputs(spec, task, self.workspace(task))
+        if spec.precheck is not None:
+            spec.precheck(parsed, self.workspace(task), task["steps"])
         return self.launch(task, spec, parsed)
 
     def check_engine(self, spec: StepSpec, parsed=None, task: dict | None = None) -> None:
@@ -196,12 +200,13 @@ class TaskService:
         def make_context(run_row: dict, cancel_event) -> RunContext:
             ws.ensure("logs")
             return RunContext(run_id=run_row["id"], task_id=task["id"], step=spec.name,
-                             config=task["config"], workspace=ws, engine=self.engine,
+                             config=cfg, workspace=ws, engine=self.engine,
                              settings=self.settings, log_path=Path(run_row["log_path"]), store=self.store,
                              cancel_event=cancel_event, step_status=step_status,
                              events=self.events)
 
-        self.runner.submit(run, make_context, lambda ctx: spec.execute(ctx, parsed), consumers_of(spec.name))
+        self.runner.submit(run, make_context, lambda ctx: execute_summarised(spec, ctx, parsed),
+                           consumers_of(spec.name))
         return run
 
     @staticmethod

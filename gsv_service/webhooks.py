@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 
 import httpx
 from sqlalchemy import insert
@@ -86,12 +85,6 @@ class Webhooks:
                                                          data=data, created_at=utcnow()))
         except Exception:  # the task may have been deleted meanwhile
             log.debug("could not record webhook outcome", exc_info=True)
-
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._q.unfinished_tasks and not self._q.empty():
-            time.sleep(0.05)
-        return self._q.empty()
 
     def stop(self) -> None:
         self._stop.set()

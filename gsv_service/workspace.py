@@ -72,8 +72,18 @@ class Workspace:
     def exp_dir(self) -> Path:
         return self.root / "experiments" / self.exp_name
 
-    def dir(self, name: str) -> Path:
-        return self.root / name
+    @property
+    def transcript_path(self) -> Path:
+        """The task's transcript list, in upstream's layout (`wav_path|speaker|LANG|text`)."""
+        return self.root / "transcripts" / f"{self.exp_name}.list"
+
+    def utterances_dir(self, denoise_completed: bool) -> Path:
+        """Where the task's utterances are: denoised when denoise_audio completed (and wrote any),
+        else the slices."""
+        den = self.root / "denoised"
+        if denoise_completed and any(den.glob("*.wav")):
+            return den
+        return self.root / "sliced"
 
     def ensure(self, *names: str) -> None:
         for n in names:
@@ -111,6 +121,11 @@ class Workspace:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def denoise_completed(steps: dict) -> bool:
+    """Whether a task's step records (step -> {"status": ...}) say denoise_audio completed."""
+    return (steps.get("denoise_audio") or {}).get("status") == "completed"
 
 
 def task_workspace(task_root: Path, task_id: str, exp_name: str) -> Workspace:

@@ -38,7 +38,7 @@ def reset_postgres(url: str) -> None:
     from sqlalchemy import create_engine, text
     eng = create_engine(url)
     with eng.begin() as c:
-        c.execute(text("DROP TABLE IF EXISTS events, leases, scheduler_lock, pipelines, step_runs, task_steps, tasks, alembic_version CASCADE"))
+        c.execute(text("DROP TABLE IF EXISTS counters, events, leases, scheduler_lock, pipelines, step_runs, task_steps, tasks, alembic_version CASCADE"))
     eng.dispose()
 
 
@@ -172,7 +172,8 @@ def runner_env(tmp_path: Path, db_url: str | None, max_workers: int = 2, **over)
 def submit_run(settings, store, runner, execute, step: str = "train_sovits", resources: dict | None = None,
                invalidates: list[str] | None = None):
     """Record a queued run of a fresh task and hand `execute(ctx)` to the runner."""
-    from gsv_service.runner import RunContext
+    from gsv_service.steps.base import RunContext
+    from gsv_service.task_config import TaskConfig
     from gsv_service.workspace import task_workspace
 
     task = store.create_task("t", {"exp_name": "x"})
@@ -181,7 +182,8 @@ def submit_run(settings, store, runner, execute, step: str = "train_sovits", res
                           resources=resources)
 
     def make_ctx(r, ev):
-        return RunContext(run_id=r["id"], task_id=task["id"], step=step, config=task["config"],
+        return RunContext(run_id=r["id"], task_id=task["id"], step=step,
+                          config=TaskConfig.model_validate(task["config"]),
                           workspace=ws, engine=None, settings=settings, log_path=Path(r["log_path"]),
                           store=store, cancel_event=ev)
 

@@ -93,6 +93,40 @@ def test_sse_stream_and_resume_with_last_event_id(tmp_path, recording):
         srv.stop()
 
 
+def test_service_wide_stream_carries_every_task_filtered_by_type(tmp_path, recording):
+    """GET /events: one stream for all tasks (the page's live task list), each event with its
+    task_id, filtered by type, resumable with Last-Event-ID like a task's stream."""
+    srv = LiveServer(server_env(tmp_path), tmp_path).start()
+    try:
+        api = srv.url + "/api/v1"
+        a, b = new_task(api, recording), new_task(api, recording)
+        for tid in (a, b):
+            assert httpx.post(f"{api}/task/{tid}/step/convert_audio", json={}).status_code == 202
+        done: set = set()
+
+        def both_done(ev) -> bool:
+            if ev["data"]["status"] == "completed":
+                done.add(ev["data"]["task_id"])
+            return done == {a, b}
+
+        states = read_sse(f"{api}/events?types=state", until=both_done)
+        assert {e["event"] for e in states} == {"state"}
+        assert {e["data"]["task_id"] for e in states} == {a, b}
+        ids = [int(e["id"]) for e in states]
+        assert ids == sorted(set(ids))
+        per_task = read_sse(f"{api}/task/{a}/events", until_status="completed")
+        assert [e["id"] for e in per_task if e["event"] == "state"] == \
+            [e["id"] for e in states if e["data"]["task_id"] == a]
+        resumed = read_sse(f"{api}/events?types=state", headers={"Last-Event-ID": states[-2]["id"]}, stop_after=1)
+        assert resumed[0]["id"] == states[-1]["id"]
+        mixed = read_sse(f"{api}/events?types=state,progress", stop_after=6)
+        assert {e["event"] for e in mixed} <= {"state", "progress"} and "progress" in {e["event"] for e in mixed}
+        r = httpx.get(f"{api}/events?types=state,gossip")
+        assert r.status_code == 400 and "gossip" in r.json()["detail"]
+    finally:
+        srv.stop()
+
+
 def test_websocket_carries_the_same_events(tmp_path, recording):
     from websockets.sync.client import connect
     srv = LiveServer(server_env(tmp_path), tmp_path).start()

@@ -142,3 +142,49 @@ def test_bare_name_lookup_order_prefers_outputs(client, settings):
 def test_files_listing_unknown_folder_is_400(client):
     tid = create(client)["task_id"]
     assert client.get(f"/api/v1/task/{tid}/files", params={"folder": "../.."}).status_code == 400
+
+
+def test_download_honours_range_so_players_can_seek(client, settings):
+    """Browsers seek in audio with Range requests: 206 with exactly the bytes asked for."""
+    tid = create(client)["task_id"]
+    data = bytes(range(256)) * 4  # 1024 bytes, each position recognisable
+    up(client, tid, ("a.wav", data, "audio/wav"))
+    url = f"/api/v1/task/{tid}/files/download/input_audio/a.wav"
+    whole = client.get(url)
+    assert whole.status_code == 200 and whole.content == data and whole.headers["accept-ranges"] == "bytes"
+    for spec, start, end in (("bytes=2-5", 2, 5), ("bytes=1000-", 1000, 1023), ("bytes=-24", 1000, 1023),
+                             ("bytes=10-99999", 10, 1023), ("bytes=0-0", 0, 0)):
+        r = client.get(url, headers={"Range": spec})
+        assert r.status_code == 206, (spec, r.text)
+        assert r.content == data[start:end + 1], spec
+        assert r.headers["content-range"] == f"bytes {start}-{end}/1024", spec
+        assert int(r.headers["content-length"]) == end - start + 1
+    two = client.get(url, headers={"Range": "bytes=0-1, 8-9"})
+    assert two.status_code == 206 and two.headers["content-type"].startswith("multipart/byteranges")
+    assert bytes([0, 1]) in two.content and bytes([8, 9]) in two.content
+    # the bare name finds the same file, with the same ranges
+    assert client.get(f"/api/v1/task/{tid}/files/download/a.wav", headers={"Range": "bytes=4-7"}).content == data[4:8]
+
+
+@pytest.mark.parametrize("spec,code", [
+    ("bytes=1024-", 416), ("bytes=5000-6000", 416), ("bytes=-0", 416),
+    ("items=0-1", 400), ("bytes=", 400), ("bytes=5-2", 400), ("bytes=a-b", 400), ("bytes=1-2-3", 400),
+])
+def test_bad_or_unsatisfiable_range_is_answered_in_json(client, spec, code):
+    tid = create(client)["task_id"]
+    up(client, tid, ("a.wav", b"x" * 1024, "audio/wav"))
+    r = client.get(f"/api/v1/task/{tid}/files/download/input_audio/a.wav", headers={"Range": spec})
+    assert r.status_code == code, (spec, r.text)
+    assert r.headers["content-type"].startswith("application/json") and r.json()["detail"]
+    if code == 416:
+        assert r.headers["content-range"] == "bytes */1024"
+
+
+def test_range_with_a_stale_if_range_gets_the_whole_file(client):
+    tid = create(client)["task_id"]
+    up(client, tid, ("a.wav", b"y" * 100, "audio/wav"))
+    url = f"/api/v1/task/{tid}/files/download/input_audio/a.wav"
+    etag = client.get(url).headers["etag"]
+    assert client.get(url, headers={"Range": "bytes=0-9", "If-Range": etag}).status_code == 206
+    r = client.get(url, headers={"Range": "bytes=0-9", "If-Range": '"changed"'})
+    assert r.status_code == 200 and len(r.content) == 100

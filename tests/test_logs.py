@@ -58,7 +58,7 @@ def test_logs_tail_by_run_and_step_and_follow(srv, tmp_path):
     assert httpx.get(f"{api}/task/{tid}/logs", params={"run_id": run1}).json()["logs"] == full["logs"]
     by_step = httpx.get(f"{api}/task/{tid}/logs", params={"step": "extract_text_features"}).json()
     assert by_step["run_id"] == run1
-    small = httpx.get(f"{api}/task/{tid}/logs", params={"run_id": run1, "tail": 40}).json()
+    small = httpx.get(f"{api}/task/{tid}/logs", params={"run_id": run1, "tail_bytes": 40}).json()
     assert small["truncated"] is True and len(small["logs"].encode()) <= 40
     assert full["logs"].endswith(small["logs"])
     for bad in ({"run_id": "nope"}, {"step": "nope"}, {"tail": 0}):

@@ -12,7 +12,8 @@ import psutil
 import pytest
 
 from gsv_service.procs import Command, group_alive
-from gsv_service.runner import LocalRunner, StepFailed
+from gsv_service.runner import LocalRunner
+from gsv_service.steps.base import StepFailed
 from gsv_service.states import RunStatus
 from gsv_service.workspace import task_workspace
 from tests.conftest import runner_env, submit_run, wait_for

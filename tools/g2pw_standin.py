@@ -64,7 +64,7 @@ def _value_info(name: str, dtype: int, dims: tuple[str, ...]) -> bytes:
 
 def onnx_model() -> bytes:
     nodes, used = [], []
-    for name, dtype, _ in INPUTS:
+    for name, _dtype, _ in INPUTS:
         if name == "phoneme_mask":
             continue
         nodes += [_node("Cast", [name], [f"{name}_f"], to=1), _node("ReduceSum", [f"{name}_f"], [f"{name}_s"],

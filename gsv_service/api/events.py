@@ -9,8 +9,10 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
 from sse_starlette.sse import EventSourceResponse
 
+from gsv_service.api import examples as ex
 from gsv_service.api.deps import ServiceDep
-from gsv_service.errors import NotFound
+from gsv_service.api.responses import errors, sse
+from gsv_service.errors import BadRequest, NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -27,7 +29,9 @@ def _start_id(last_event_id: str | None, after: int | None) -> int:
     return 0
 
 
-@router.get("/task/{task_id}/events")
+@router.get("/task/{task_id}/events", response_class=EventSourceResponse,
+            responses={**sse(ex.SSE, "the task's events as they happen (the stream stays open)"),
+                       **errors(404, 422)})
 async def events(task_id: str, svc: ServiceDep, request: Request,
                  last_event_id: Annotated[str | None, Header(max_length=32)] = None,
                  after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
@@ -49,9 +53,45 @@ async def events(task_id: str, svc: ServiceDep, request: Request,
     return EventSourceResponse(stream(), ping=15)
 
 
+EVENT_TYPES = ("state", "progress", "log", "pipeline", "webhook")
+
+
+def _types(value: str | None) -> tuple[str, ...] | None:
+    if not value:
+        return None
+    types = tuple(t.strip() for t in value.split(",") if t.strip())
+    unknown = [t for t in types if t not in EVENT_TYPES]
+    if unknown:
+        raise BadRequest(f"unknown event type {unknown[0][:20]!r}; types are: {', '.join(EVENT_TYPES)}")
+    return types
+
+
+@router.get("/events", response_class=EventSourceResponse,
+            responses={**sse(ex.SSE, "every task's events (each `data` with its task_id)"), **errors(400, 422)})
+async def all_events(svc: ServiceDep, request: Request,
+                     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+                     after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
+                     types: Annotated[str | None, Query(max_length=100, description="comma list, e.g. "
+                                                        "state,pipeline (default: all)")] = None,
+                     latest: Annotated[bool, Query(description="skip the history: only new events")] = False):
+    """Server-Sent Events of every task (each with its `task_id`), e.g. for a live task list:
+    the same events as /task/{task_id}/events, filtered by `types`; resume with Last-Event-ID."""
+    wanted = _types(types)
+    start = _start_id(last_event_id, after)
+    if latest and not start:
+        start = await asyncio.to_thread(svc.events.last_id, None)
+
+    async def stream():
+        async for ev in svc.events.follow(None, start, request.is_disconnected, types=wanted):
+            yield {"id": str(ev["id"]), "event": ev["type"],
+                   "data": orjson.dumps({"task_id": ev["task_id"], **_payload(ev)}).decode()}
+
+    return EventSourceResponse(stream(), ping=15)
+
+
 @router.websocket("/task/{task_id}/ws")
 async def events_ws(websocket: WebSocket, task_id: str, after: int = 0):
-    """The same events as /events, as JSON messages over a WebSocket (?after= to resume)."""
+    """The same events as /task/{task_id}/events, as JSON messages over a WebSocket (?after= to resume)."""
     svc = websocket.app.state.service
     try:
         await asyncio.to_thread(svc.get, task_id)

@@ -6,10 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
+from gsv_service.api import examples as ex
 from gsv_service.api.deps import JSON, ServiceDep
+from gsv_service.api.responses import FilesOut, UploadOut, errors, ok
 from gsv_service.errors import TooLarge
-from gsv_service.files import find_download, list_files
+from gsv_service.files import LISTED_FOLDERS, RangeNotSatisfiable, check_range, find_download, list_files
 from gsv_service.uploads import receive_upload
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
@@ -18,24 +21,30 @@ _UPLOAD_DOC = {"requestBody": {"content": {"multipart/form-data": {"schema": {
     "type": "object", "properties": {
         "file": {"type": "string", "format": "binary", "description": "one file"},
         "files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                  "description": "several files"}}}}}}}
+                  "description": "several files"}}}, "example": ex.UPLOAD_REQUEST}}}}
+_FILE = {"*/*": {"schema": {"type": "string", "format": "binary"}}}  # the file's own type: audio/x-wav, ...
+_DOWNLOAD_DOC = {200: {"description": "the file, with its own content type (Range requests answer 206)",
+                       "content": _FILE},
+                 206: {"description": "Partial Content: the byte range asked for (several: multipart/byteranges)",
+                       "content": _FILE}}
 
 
-@router.post("/task/{task_id}/files/upload", openapi_extra=_UPLOAD_DOC)
+@router.post("/task/{task_id}/files/upload", openapi_extra=_UPLOAD_DOC, response_model=UploadOut,
+             responses={**ok(ex.UPLOAD), **errors(400, 404, 409, 413, 415, 422)})
 async def upload(task_id: str, request: Request, svc: ServiceDep,
                  folder: Annotated[str | None, Query(description="input_audio or input_transcripts; "
                                                      "default: by file type")] = None):
     """Upload recordings (or transcripts) as multipart field `file` or `files`. Streamed to disk;
     413 above GSV_MAX_UPLOAD_MB; only a safe base name is kept."""
-    task = svc.get(task_id)
+    task = await run_in_threadpool(svc.get, task_id)  # a store read: never on the event loop
     limit = svc.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 1024 * 1024:
         raise TooLarge(f"upload of {int(declared) // (1024 * 1024)} MiB is over the limit of "
                        f"{limit // (1024 * 1024)} MiB (GSV_MAX_UPLOAD_MB)")
     svc.ensure_upload_allowed(task)
-    stored = await receive_upload(request.stream(), request.headers.get("content-type"),
-                                  svc.workspace(task), limit, folder)
+    ws = await run_in_threadpool(svc.workspace, task)
+    stored = await receive_upload(request.stream(), request.headers.get("content-type"), ws, limit, folder)
     names = ", ".join(s["filename"] for s in stored)
     first = stored[0]
     return JSON({"message": f"uploaded {len(stored)} file(s): {names}", "task_id": task_id,
@@ -43,17 +52,25 @@ async def upload(task_id: str, request: Request, svc: ServiceDep,
                  "path": first["path"], "files": stored})
 
 
-@router.get("/task/{task_id}/files")
-def files(task_id: str, svc: ServiceDep, folder: str | None = None):
+@router.get("/task/{task_id}/files", response_model=FilesOut, responses={**ok(ex.FILES), **errors(400, 404)})
+def files(task_id: str, svc: ServiceDep,
+          folder: Annotated[str | None, Query(description="only this folder (default: all)",
+                                              json_schema_extra={"enum": list(LISTED_FOLDERS)})] = None):
     """Files of the task by folder (name, relative path, size, modified time)."""
     task = svc.get(task_id)
     return JSON({"task_id": task_id, "folders": list_files(svc.workspace(task), folder)})
 
 
-@router.get("/task/{task_id}/files/download/{path:path}")
-def download(task_id: str, path: str, svc: ServiceDep):
+@router.get("/task/{task_id}/files/download/{path:path}", response_class=FileResponse,
+            responses={**_DOWNLOAD_DOC, **errors(400, 404, 416)})
+def download(task_id: str, path: str, svc: ServiceDep, request: Request):
     """Download by bare name (searched: output, weights, experiment, audio stages back to the
-    uploads) or by relative path (e.g. sliced/x.wav)."""
+    uploads) or by relative path (e.g. sliced/x.wav). Honours Range (206 Partial Content), so
+    players can seek; 416 for a range past the end."""
     task = svc.get(task_id)
     target = find_download(svc.workspace(task), path)
-    return FileResponse(target, filename=target.name)
+    try:
+        stat = check_range(target, request.headers.get("range"), "if-range" in request.headers)
+    except RangeNotSatisfiable as e:
+        return JSON({"detail": e.detail}, status_code=416, headers={"Content-Range": f"bytes */{e.size}"})
+    return FileResponse(target, filename=target.name, stat_result=stat)

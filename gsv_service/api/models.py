@@ -7,7 +7,9 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from gsv_service.api import examples as ex
 from gsv_service.api.deps import JSON, ServiceDep
+from gsv_service.api.responses import errors, ok
 from gsv_service.trained_models import list_models
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
@@ -31,7 +33,7 @@ class ModelsOut(BaseModel):
     latest: dict[str, str | None]
 
 
-@router.get("/task/{task_id}/models", response_model=ModelsOut)
+@router.get("/task/{task_id}/models", response_model=ModelsOut, responses={**ok(ex.MODELS), **errors(404)})
 def models(task_id: str, svc: ServiceDep):
     """Saved weights, oldest epoch first per kind, with the latest of each kind; download each
     at its download_url (weights never leave the task folder)."""

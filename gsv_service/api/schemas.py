@@ -19,7 +19,8 @@ class StepRecord(BaseModel):
     status: str
     run_id: str | None = None
     progress: float | None = Field(None, description="fraction 0-1 of the step's latest run")
-    message: str | None = None
+    message: str | None = Field(None, description="while it runs, its latest progress; once it has ended, what "
+                                "came of it (e.g. converted 5 of 7; failed: fake.wav (not audio))")
     error_message: str | None = None
     reason: str | None = None
     started_at: datetime | None = None
@@ -30,8 +31,9 @@ class StepRecord(BaseModel):
 class TaskOut(BaseModel):
     task_id: str
     task_name: str
-    status: str = Field(..., description="created | queued | running | completed | failed | cancelled: "
-                                         "follows the task's latest step run")
+    status: str = Field(..., description="created | queued | running | completed | failed | cancelled | "
+                                         "awaiting_review: follows the task's latest step run (completed: that "
+                                         "step, not the training; see last_completed_step and has_weights)")
     current_step: str | None = None
     progress: float = Field(..., description="overall progress in percent, 0-100")
     error_message: str | None = None
@@ -42,6 +44,13 @@ class TaskOut(BaseModel):
     active_pipeline_id: str | None = None
     queue_position: int | None = Field(None, description="while queued for a GPU: 1 = next to start")
     steps: dict[str, StepRecord]
+    last_completed_step: str | None = Field(None, description="how far the task got: the last step, in "
+                                            "pipeline order, whose record is completed")
+    has_weights: bool = Field(False, description="train_sovits and train_gpt have completed: trained "
+                              "weights are there (GET /task/{task_id}/models); `completed` alone can mean "
+                              "only the audio steps ran")
+    summary: str = Field("", description="one line for people: where the task stands, what its last step "
+                         "achieved, whether it is trained")
 
 
 class StepRequest(BaseModel):

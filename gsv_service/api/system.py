@@ -8,7 +8,9 @@ from fastapi import APIRouter, Query
 from sqlalchemy import text
 
 from gsv_service import __version__
+from gsv_service.api import examples as ex
 from gsv_service.api.deps import JSON, DoctorDep, ServiceDep
+from gsv_service.api.responses import EngineOut, HealthOut, StepOut, errors, ok
 from gsv_service.doctor import DoctorReport
 from gsv_service.engine import INSTALL_COMMAND, PINNED_COMMIT, VERSIONS, ffmpeg_path, visible_gpus
 from gsv_service.steps.registry import STEPS
@@ -43,7 +45,9 @@ def _engine_status(svc) -> dict:
     return base
 
 
-@router.get("/health")
+@router.get("/health", response_model=HealthOut, responses={
+    **ok(ex.HEALTH), 503: {"model": HealthOut, "description": "the database does not answer (status degraded)",
+                           "content": {"application/json": {"example": ex.HEALTH_DOWN}}}})
 def health(svc: ServiceDep):
     store = _store_status(svc)
     eng = _engine_status(svc)
@@ -53,7 +57,7 @@ def health(svc: ServiceDep):
                 status_code=200 if store["ok"] else 503)
 
 
-@router.get("/engine")
+@router.get("/engine", response_model=EngineOut, responses=ok(ex.ENGINE))
 def engine(svc: ServiceDep):
     """The GPT-SoVITS checkout: found or not, scripts, pretrained models per version, GPUs, ffmpeg."""
     return JSON(_engine_status(svc))
@@ -62,7 +66,7 @@ def engine(svc: ServiceDep):
 _DEFAULTS = TaskConfig()
 
 
-@router.get("/engine/doctor", response_model=DoctorReport)
+@router.get("/engine/doctor", response_model=DoctorReport, responses={**ok(ex.DOCTOR), **errors(422)})
 def doctor(doc: DoctorDep,
            version: Annotated[ModelVersion, Query(description="model version in use: its missing "
                                                   "pretrained files fail, other versions' warn")] = _DEFAULTS.model_version,
@@ -77,7 +81,7 @@ def doctor(doc: DoctorDep,
     return doc.report(version, language, batch_size, refresh)
 
 
-@router.get("/steps")
+@router.get("/steps", response_model=list[StepOut], responses=ok(ex.STEPS))
 def steps():
     """The 11 steps in order, with inputs, outputs, engine/GPU needs and params as JSON Schema."""
     return JSON([dict(order=i + 1, **s.describe()) for i, s in enumerate(STEPS)])

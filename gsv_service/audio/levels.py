@@ -30,6 +30,11 @@ def dbfs(v: float) -> float:
     return float(20 * np.log10(max(float(v), 1e-10)))
 
 
+def level_db(v: float) -> float | None:
+    """dBFS rounded for a report, or None for a level of exactly 0 (nothing to measure)."""
+    return round(dbfs(v), 2) if v > 0 else None
+
+
 def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
     """RMS of consecutive non-overlapping frames (a short last frame is dropped)."""
     k = len(x) // frame
@@ -62,10 +67,10 @@ def analyse(x: np.ndarray, sr: int) -> dict:
     sp = speech_frames(r, dbfs(noise))
     return {
         "duration": round(n / sr, 3),
-        "peak_db": round(dbfs(peak), 2),
-        "rms_db": round(dbfs(rms), 2),
+        "peak_db": level_db(peak),
+        "rms_db": level_db(rms),
         "clipped_share": round(float(np.count_nonzero(np.abs(x) >= FULL_SCALE)) / n, 5),
         "silence_share": round(float(np.mean(r < 10 ** (SILENCE_DBFS / 20))) if r.size else 1.0, 3),
         "speech_db": round(dbfs(float(np.sqrt(np.mean(r[sp] ** 2)))), 2) if sp.any() else None,
-        "noise_db": round(dbfs(noise), 2),
+        "noise_db": level_db(noise),  # None: the quietest frames are digital silence
     }

@@ -130,7 +130,7 @@ def silence_cuts(rms: np.ndarray, cfg: SlicerConfig) -> list[tuple[int, int]]:
     starts, ends = _silent_runs(rms < 10 ** (cfg.threshold / 20.0))
     cuts: list[tuple[int, int]] = []
     clip_start = 0
-    for s, e in zip(starts.tolist(), ends.tolist()):
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
         if e >= total:  # trailing silence
             if total - s >= min_int:
                 cuts.append((_quietest(rms, s, min(total, s + keep) + 1), total + 1))

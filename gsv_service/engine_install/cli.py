@@ -177,6 +177,8 @@ def _source_phase(args, state: dict) -> Callable[[Phase], None]:
             raise InstallError(str(e)) from e
         state["checkout"] = co
         phase.action = co.how
+        if co.how != "in place":  # before the models land in it
+            phase.bytes_on_disk = disk_usage(co.root)
         phase.detail = f"{co.root} @ {(co.commit or 'unknown commit')[:12]}"
         if not co.at(args.engine_commit):
             raise InstallError(f"{co.root} is at {co.commit or 'an unknown commit'}, not "
@@ -230,6 +232,8 @@ def _models_phase(args, state: dict) -> Callable[[Phase], None]:
         except DownloadError as e:
             raise InstallError(str(e)) from e
         fetched = [r for r in rep.items.values() if r.how != "present"]
+        phase.bytes_on_disk = sum(disk_usage(Path(r.path)) if Path(r.path).is_dir() else Path(r.path).stat().st_size
+                                  for r in rep.items.values() if Path(r.path).exists())
         phase.action = "installed" if fetched else "present"
         phase.detail = f"{len(fetched)} of {len(items)} item(s) {'copied' if args.models_from else 'downloaded'}" \
             + (f", {rep.total_bytes / GB:.2f} GB" if fetched else "")
@@ -291,10 +295,9 @@ def install(args: argparse.Namespace, report: InstallReport) -> None:
             state["python"] = args.engine_python
         report.python = state.get("python")
         if not args.skip_models:
-            _timed(report, "models", _models_phase(args, state), co.root / plan.PRETRAINED)
+            _timed(report, "models", _models_phase(args, state), None)
         if not args.no_env_file:
             _timed(report, "env", _env_phase(args, state), None)
-        report.phases[0].bytes_on_disk = disk_usage(co.root) if co.how != "in place" else None
         changed = any(p.action not in ("present", "in place", "skipped") for p in report.phases)
         if not args.skip_doctor and (changed or not args.doctor_after_changes):
             _timed(report, "doctor", _doctor_phase(args, state, report), None)

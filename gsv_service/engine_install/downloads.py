@@ -393,8 +393,8 @@ def unpack_zip(archive: Path, dest: Path) -> int:
                                     "unpacked. Get the archive from the official repo (--hf-endpoint) instead")
             parts = [PurePosixPath(i.filename.replace("\\", "/")).parts for i in infos]
             tops = {p[0] for p in parts if p}
-            strip = 1 if len(tops) == 1 and all(len(p) > 1 for p, i in zip(parts, infos) if not i.is_dir()) else 0
-            files = [(i, p[strip:]) for i, p in zip(infos, parts) if not i.is_dir() and p[strip:]]
+            strip = 1 if len(tops) == 1 and all(len(p) > 1 for p, i in zip(parts, infos, strict=True) if not i.is_dir()) else 0
+            files = [(i, p[strip:]) for i, p in zip(infos, parts, strict=True) if not i.is_dir() and p[strip:]]
             size = sum(i.file_size for i, _ in files)
             check_disk([(dest, size)])
             tmp = dest.parent / f".{dest.name}.unpacking"

@@ -53,17 +53,21 @@ def main(argv: list[str] | None = None) -> int:
         futs = {pool.submit(_one, p, args.dst / names[p.name]): p for p in files}
         for fut in as_completed(futs):
             src = futs[fut]
+            what = "could not convert"
             try:
                 item = fut.result()
                 with lock:
                     ok[item["converted"]] = item
                 emit("item", **item)
+                what = "converted"
             except AudioError as e:
                 emit("item_error", item=src.name, error=str(e))
             except Exception as e:  # noqa: BLE001 - one file's surprise must not stop the others
                 emit("item_error", item=src.name, error=f"{type(e).__name__}: {e}")
             done += 1
-            emit("progress", done=done, total=len(files), message=f"converted {src.name}")
+            failed = done - len(ok)
+            emit("progress", done=done, total=len(files), message=f"{done} of {len(files)}: {what} "
+                 f"{src.name}" + (f" ({failed} failed so far)" if failed else ""))
     (args.dst / SOURCES_FILE).write_text(json.dumps({k: v["file"] for k, v in ok.items()},
                                                     ensure_ascii=False, indent=1), encoding="utf-8")
     emit("result", converted=len(ok), total=len(files),

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from gsv_service.engine import DeviceError, DevicePlan, Engine, device_plan, require_engine
 from gsv_service.procs import tail_bytes
-from gsv_service.runner import RunContext, StepFailed
+from gsv_service.steps.base import RunContext, StepFailed
 from gsv_service.states import Reason
-from gsv_service.steps.base import transcript_path
 from gsv_service.task_config import TaskConfig
 
 LOG_SCAN_BYTES = 2 * 1024 * 1024   # how much of a run log is searched for the engine's errors
@@ -32,7 +31,7 @@ class Item:
 
 
 def task_config(ctx: RunContext) -> TaskConfig:
-    return TaskConfig.model_validate(ctx.config)
+    return ctx.config
 
 
 def engine_of(ctx: RunContext) -> Engine:
@@ -77,7 +76,7 @@ def read_transcript(path: Path) -> tuple[list[Item], list[str]]:
 
 
 def task_transcript(ctx: RunContext) -> tuple[Path, list[Item]]:
-    path = transcript_path(ctx.workspace)
+    path = ctx.workspace.transcript_path
     items, bad = read_transcript(path)
     if bad:
         shown = "; ".join(repr(b[:80]) for b in bad[:3])

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gsv_service.procs import tail_bytes
-from gsv_service.runner import RunContext, StepFailed
+from gsv_service.steps.base import RunContext, StepFailed, audio_source
 from gsv_service.states import Reason
 from gsv_service.steps import engine_common as ec
-from gsv_service.steps.base import audio_source
 
 SEMANTIC_HEADER = "item_name\tsemantic_audio"
 # The languages 1-get-text.py trains on (its language_v1_to_language_v2 table).

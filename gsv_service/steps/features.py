@@ -14,10 +14,9 @@ from pathlib import Path
 from pydantic import Field
 
 from gsv_service.procs import Command
-from gsv_service.runner import RunContext, StepFailed
+from gsv_service.steps.base import PRO_VERSIONS, RunContext, StepFailed, StepParams, StepSpec, audio_source
 from gsv_service.states import Reason
 from gsv_service.steps import engine_common as ec
-from gsv_service.steps.base import PRO_VERSIONS, StepParams, StepSpec, audio_source
 from gsv_service.steps.feature_outputs import (Outcome, merge_semantic, merge_text, names_in,
                                                verify)
 
@@ -74,7 +73,7 @@ def _shards(ctx: RunContext, params: FeatureParams, stage: Stage, pretrained_s2G
             **common, "i_part": str(i), "_CUDA_VISIBLE_DEVICES": plan.visible(i // params.parts_per_gpu)},
             pretrained_s2G)
         cmds.append(Command(engine.argv(stage.key), cwd=engine.root, env=env,
-                            label=f"shard {i + 1}/{n}", extra={"i_part": i}))
+                            label=f"shard {i + 1}/{n}"))
     return cmds
 
 

@@ -16,10 +16,9 @@ from gsv_service import trained_models as tm
 from gsv_service.jobs import protocol
 from gsv_service.procs import Command
 from gsv_service.progress_parsers import SegmentReader, bar_position
-from gsv_service.runner import RunContext, StepFailed
+from gsv_service.steps.base import PRO_VERSIONS, RunContext, StepFailed, StepParams, StepSpec, audio_source
 from gsv_service.states import Reason
 from gsv_service.steps import engine_common as ec
-from gsv_service.steps.base import PRO_VERSIONS, StepParams, StepSpec, audio_source
 from gsv_service.task_config import Language, TaskConfig
 from gsv_service.workspace import PathRejected, safe_name
 

@@ -8,6 +8,7 @@ the old outputs completely, and a failed or cancelled re-run leaves them as they
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,13 +21,15 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from gsv_service.engine import INSTALL_COMMAND, Engine
+from gsv_service.errors import Conflict
 from gsv_service.jobs.protocol import parse
 from gsv_service.procs import Command
-from gsv_service.runner import RunContext, StepFailed
+from gsv_service.steps.base import EngineUse, RunContext, StepFailed, StepParams, StepSpec, audio_source
 from gsv_service.states import Reason
-from gsv_service.steps.base import EngineUse, StepParams, StepSpec, audio_source, transcript_path
+from gsv_service.workspace import denoise_completed
 from gsv_service.steps.engine_common import fail_exit_codes, with_traceback
 from gsv_service.task_config import Language
+from gsv_service import transcript_edits as ted
 from gsv_service import transcripts as tr
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +89,10 @@ class AsrParams(StepParams):
     model_size: WHISPER_SIZES = Field("large-v3", description="faster_whisper model size")
     precision: Literal["float16", "float32", "int8"] = Field(
         "float16", description="faster_whisper precision (float16 needs CUDA; float32 is used on CPU)")
+    overwrite_edits: bool = Field(
+        False, description="discard the edits made with PUT /transcripts (kept by slice name in "
+                           "transcripts/edits.json and re-applied on top of the uploads or the ASR "
+                           "otherwise) and build the transcript afresh")
 
 
 # ---------- shared plumbing ----------
@@ -311,15 +318,16 @@ def asr_engine_use(p: AsrParams, ws) -> EngineUse | None:
 
 def asr_transcribe(ctx: RunContext, p: AsrParams) -> dict:
     ws, cfg = ctx.workspace, ctx.config
-    language = p.language or cfg.get("language", "zh")
-    speaker = cfg.get("speaker_name") or cfg.get("exp_name") or ws.exp_name
+    language = p.language or cfg.language
+    speaker = cfg.speaker
     source = audio_source(ctx)
     slices = _wavs(source)
     if not slices:
         raise StepFailed(f"{source.name}/ holds no audio; run step 'slice_audio' first")
+    _kept_edits(ctx, p, slices)  # fails before minutes of ASR, not after them
     method = resolve_asr_method(p.method, ws)
     if method == "provided":
-        return _provided(ctx, slices, tr.load_provided(ws.root / "input_transcripts"), speaker, language,
+        return _provided(ctx, p, slices, tr.load_provided(ws.root / "input_transcripts"), speaker, language,
                          source)
     if ctx.engine is None:  # refused at submit (engine_use); here if transcripts vanished meanwhile
         raise StepFailed(f"method {method} needs the GPT-SoVITS engine, and none is configured (install "
@@ -327,7 +335,7 @@ def asr_transcribe(ctx: RunContext, p: AsrParams) -> dict:
     return _engine_asr(ctx, p, method, slices, speaker, language, source)
 
 
-def _provided(ctx, slices, provided, speaker, language, source) -> dict:
+def _provided(ctx, p: AsrParams, slices, provided, speaker, language, source) -> dict:
     if not provided:
         raise StepFailed("no usable transcripts in input_transcripts/: "
                          + ("; ".join(provided.problems[:5]) or "upload a .list file or .txt files"))
@@ -339,9 +347,7 @@ def _provided(ctx, slices, provided, speaker, language, source) -> dict:
         raise StepFailed(f"none of the {len(slices)} slices has a transcript: the uploaded names do not "
                          f"match the slices (e.g. {', '.join(m.extra[:3]) or 'none'} vs "
                          f"{', '.join(s.name for s in slices[:3])})", result=result)
-    tr.write_list(transcript_path(ctx.workspace), m.lines)
-    result["path"] = f"transcripts/{transcript_path(ctx.workspace).name}"
-    return result
+    return _save_transcript(ctx, p, m.lines, slices, speaker, result)
 
 
 def _engine_asr(ctx, p: AsrParams, method, slices, speaker, language, source) -> dict:
@@ -387,8 +393,62 @@ def _engine_asr(ctx, p: AsrParams, method, slices, speaker, language, source) ->
     if not m.lines:
         raise StepFailed(with_traceback(f"ASR ({method}) recognised no text in any of the {len(slices)} "
                                         "slices", ctx.log_path), Reason.outputs_missing, result=result)
-    tr.write_list(transcript_path(ctx.workspace), m.lines)
-    result["path"] = f"transcripts/{transcript_path(ctx.workspace).name}"
+    return _save_transcript(ctx, p, m.lines, slices, speaker, result)
+
+
+def _edits_for(ws, task_id: str, p: AsrParams, slices: list[Path]) -> tuple[dict, str | None, dict]:
+    """The transcript edits to re-apply ({} with overwrite_edits), and why they cannot be (some
+    are for slices that no longer exist, or the file is damaged) with the details, or None."""
+    if p.overwrite_edits:
+        return {}, None, {}
+    try:
+        edits = ted.load(ted.edits_path(ws))
+    except ted.EditsUnreadable as e:
+        return {}, str(e), {}
+    gone = ted.vanished(edits, (s.name for s in slices))
+    if gone:
+        return edits, ted.vanished_message(task_id, gone, len(edits)), {
+            "vanished_edited_slices": _names(gone), "edits": len(edits)}
+    return edits, None, {}
+
+
+def _kept_edits(ctx: RunContext, p: AsrParams, slices: list[Path]) -> dict:
+    edits, why, details = _edits_for(ctx.workspace, ctx.task_id, p, slices)
+    if why:
+        raise StepFailed(why, result=details)
+    return edits
+
+
+def asr_precheck(p: AsrParams, ws, steps: dict) -> None:
+    """409 at submit when the kept transcript edits cannot be re-applied (see _edits_for)."""
+    _edits, why, details = _edits_for(ws, ws.root.name, p, _wavs(ws.utterances_dir(denoise_completed(steps))))
+    if why:
+        raise Conflict(why, **details)
+
+
+def _save_transcript(ctx: RunContext, p: AsrParams, lines: list, slices: list[Path], speaker: str,
+                     result: dict) -> dict:
+    """Write the transcript with the kept edits on top (or discard them: overwrite_edits)."""
+    edits = _kept_edits(ctx, p, slices)
+    final = ted.reapply(lines, edits, slices, speaker)
+    if not final:
+        raise StepFailed(f"the {len(edits)} transcript edit(s) kept from PUT /transcripts drop every line; "
+                         "run asr_transcribe with params {\"overwrite_edits\": true} to discard them",
+                         result=result)
+    path, edits_file = ctx.workspace.transcript_path, ted.edits_path(ctx.workspace)
+    discarded = 0
+    if p.overwrite_edits:
+        with contextlib.suppress(ted.EditsUnreadable):
+            discarded = len(ted.load(edits_file))
+    tr.write_list(path, final)
+    if p.overwrite_edits:
+        edits_file.unlink(missing_ok=True)
+    have = {ln.name for ln in final}
+    for key in ("missing", "empty"):  # slices an edit gave a line have one now
+        if key in result:
+            result[key] = [n for n in result[key] if n not in have]
+    result.update(lines=len(final), edits_reapplied=len(edits), edits_discarded=discarded,
+                  path=f"transcripts/{path.name}")
     return result
 
 
@@ -412,4 +472,4 @@ ASR = StepSpec(
     description="Write the .list transcript (wav_path|speaker|LANG|text) from uploaded transcripts "
                 "or the engine's ASR (funasr, faster_whisper).",
     params=AsrParams, inputs=("sliced",), optional_inputs=("denoised",), outputs=("transcript",),
-    execute=asr_transcribe, weight=5, engine_use=asr_engine_use)
+    execute=asr_transcribe, weight=5, engine_use=asr_engine_use, precheck=asr_precheck)

@@ -17,10 +17,9 @@ from gsv_service.engine_configs import (TrainSettings, s1_env, s1_output_dir, wr
                                         write_s2_config)
 from gsv_service.procs import Command
 from gsv_service.progress_parsers import S1Progress, S2Progress, SegmentReader, TrainingProgress
-from gsv_service.runner import RunContext, StepFailed
+from gsv_service.steps.base import RunContext, StepFailed, StepParams, StepSpec
 from gsv_service.states import Reason
 from gsv_service.steps import engine_common as ec
-from gsv_service.steps.base import StepParams, StepSpec
 
 RESUMABLE = ("failed", "cancelled")
 

@@ -41,14 +41,20 @@ async def events(task_id: str, svc: ServiceDep, request: Request,
     losses), `log` (batches of log lines), `pipeline`. Each event's id can be sent back as
     Last-Event-ID (or ?after=) to resume without missing anything."""
     await asyncio.to_thread(svc.get, task_id)
-    start = _start_id(last_event_id, after)
+    return await _sse(svc, request, task_id, _start_id(last_event_id, after), latest, run_id=run_id)
+
+
+async def _sse(svc, request: Request, task_id: str | None, start: int, latest: bool,
+               **follow) -> EventSourceResponse:
+    """The event log from `start` (or from now, with `latest`) as Server-Sent Events; one task's
+    events, or every task's (task_id None: each `data` then names its task)."""
     if latest and not start:
         start = await asyncio.to_thread(svc.events.last_id, task_id)
 
     async def stream():
-        async for ev in svc.events.follow(task_id, start, request.is_disconnected, run_id=run_id):
-            yield {"id": str(ev["id"]), "event": ev["type"],
-                   "data": orjson.dumps(_payload(ev)).decode()}
+        async for ev in svc.events.follow(task_id, start, request.is_disconnected, **follow):
+            data = _payload(ev) if task_id else {"task_id": ev["task_id"], **_payload(ev)}
+            yield {"id": str(ev["id"]), "event": ev["type"], "data": orjson.dumps(data).decode()}
 
     return EventSourceResponse(stream(), ping=15)
 
@@ -77,16 +83,7 @@ async def all_events(svc: ServiceDep, request: Request,
     """Server-Sent Events of every task (each with its `task_id`), e.g. for a live task list:
     the same events as /task/{task_id}/events, filtered by `types`; resume with Last-Event-ID."""
     wanted = _types(types)
-    start = _start_id(last_event_id, after)
-    if latest and not start:
-        start = await asyncio.to_thread(svc.events.last_id, None)
-
-    async def stream():
-        async for ev in svc.events.follow(None, start, request.is_disconnected, types=wanted):
-            yield {"id": str(ev["id"]), "event": ev["type"],
-                   "data": orjson.dumps({"task_id": ev["task_id"], **_payload(ev)}).decode()}
-
-    return EventSourceResponse(stream(), ping=15)
+    return await _sse(svc, request, None, _start_id(last_event_id, after), latest, types=wanted)
 
 
 @router.websocket("/task/{task_id}/ws")

@@ -67,16 +67,20 @@ def db_url_from(args) -> str | None:
     return PG_URL if args.db == "postgres" else None
 
 
-class Server:
-    """`python training_service.py` in its own temp dir (task root, SQLite file, logs); stopped and
-    removed on exit."""
+class CommandServer:
+    """An HTTP server command on a free loopback port, run in its own temp dir (its cwd), its output
+    in server.out there; ready once GET `health_path` answers 200; stopped and the dir removed on
+    exit. `argv` may hold "{port}", "{host}" and "{tmp}"."""
 
-    def __init__(self, db_url: str | None = None, log_level: str = "info", extra_args=(),
-                 service_root: str | Path = ROOT, **env: str):
-        self.root = Path(service_root).resolve()
+    health_path = "/api/v1/health"
+
+    def __init__(self, argv=(), env: dict | None = None, health_path: str | None = None,
+                 name: str = "server"):
         self.tmp = Path(tempfile.mkdtemp(prefix="gsv-bench-"))
         self.port = free_port()
-        self.db_url, self.log_level, self.extra_args, self.extra_env = db_url, log_level, list(extra_args), env
+        self.argv, self.env, self.name = list(argv), env, name
+        if health_path:
+            self.health_path = health_path
         self.proc: subprocess.Popen | None = None
         self._out = None
 
@@ -84,27 +88,21 @@ class Server:
     def pid(self) -> int:
         return self.proc.pid
 
-    def __enter__(self) -> Server:
+    def command(self) -> tuple[list[str], dict]:
+        fmt = {"port": self.port, "host": HOST, "tmp": self.tmp}
+        return [str(a).format(**fmt) for a in self.argv], dict(os.environ if self.env is None else self.env)
+
+    def __enter__(self):
         if threading.current_thread() is threading.main_thread():  # killed: still stop the server
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GSV_")}
-        env.update(GSV_TASK_ROOT=str(self.tmp / "api_tasks"), GSV_LOG_DIR=str(self.tmp / "logs"),
-                   GSV_SQLITE_PATH=str(self.tmp / "service.db"), GSV_GPUS="", PYTHONPATH=str(self.root))
-        if self.db_url:
-            if self.db_url.startswith("postgresql"):
-                prepare_postgres(self.db_url)
-            env["GSV_DATABASE_URL"] = self.db_url
-        env.update(self.extra_env)
+        argv, env = self.command()
         self._out = open(self.tmp / "server.out", "wb")
-        self.proc = subprocess.Popen([sys.executable, str(self.root / "training_service.py"), "--host", HOST,
-                                      "--port", str(self.port), "--log-level", self.log_level,
-                                      *self.extra_args],
-                                     cwd=self.tmp, env=env, stdout=self._out, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(argv, cwd=self.tmp, env=env, stdout=self._out, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if request(self.port, "GET", "/api/v1/health")[0] == 200:
+                if request(self.port, "GET", self.health_path)[0] == 200:
                     return self
             except OSError:
                 pass
@@ -112,10 +110,10 @@ class Server:
                 self._out.close()
                 out = (self.tmp / "server.out").read_text(errors="replace")[-3000:]
                 self.__exit__(None, None, None)
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{out}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{out}")
             time.sleep(0.1)
         self.__exit__(None, None, None)
-        raise RuntimeError("server did not start within 60 s")
+        raise RuntimeError(f"{self.name} did not start within 60 s")
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
@@ -136,6 +134,29 @@ class Server:
         if status != 200:
             raise RuntimeError(f"create task: {status} {body[:300]!r}")
         return json.loads(body)["task_id"]
+
+
+class Server(CommandServer):
+    """`python training_service.py` in its own temp dir (task root, SQLite file, logs); stopped and
+    removed on exit."""
+
+    def __init__(self, db_url: str | None = None, log_level: str = "info", extra_args=(),
+                 service_root: str | Path = ROOT, **env: str):
+        super().__init__(name="training_service.py")
+        self.root = Path(service_root).resolve()
+        self.db_url, self.log_level, self.extra_args, self.extra_env = db_url, log_level, list(extra_args), env
+
+    def command(self) -> tuple[list[str], dict]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GSV_")}
+        env.update(GSV_TASK_ROOT=str(self.tmp / "api_tasks"), GSV_LOG_DIR=str(self.tmp / "logs"),
+                   GSV_SQLITE_PATH=str(self.tmp / "service.db"), GSV_GPUS="", PYTHONPATH=str(self.root))
+        if self.db_url:
+            if self.db_url.startswith("postgresql"):
+                prepare_postgres(self.db_url)
+            env["GSV_DATABASE_URL"] = self.db_url
+        env.update(self.extra_env)
+        return [sys.executable, str(self.root / "training_service.py"), "--host", HOST, "--port", str(self.port),
+                "--log-level", self.log_level, *self.extra_args], env
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None, headers=None,

@@ -16,8 +16,8 @@ from gsv_service import __version__
 from gsv_service.doctor import Doctor
 from gsv_service.engine import load_engine
 from gsv_service.errors import ServiceError
+from gsv_service.lifecycle import Lifecycle
 from gsv_service.pipeline import PipelineService
-from gsv_service.pipeline_records import PipelineRecords
 from gsv_service.preflight import Preflight
 from gsv_service.runner import LocalRunner
 from gsv_service.settings import Settings
@@ -25,6 +25,7 @@ from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
 from gsv_service.db import make_engine, migrate
 from gsv_service.store import Store
 from gsv_service.tasks import TaskService
+from gsv_service.view_cache import StoreVersion, ViewCache
 from gsv_service.webhooks import Webhooks
 
 log = logging.getLogger("gsv_service")
@@ -73,32 +74,35 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     _setup_logging(Path(settings.log_dir))
-    store = Store(make_engine(settings.db_url), STEP_NAMES, WEIGHTS)
-    runner = LocalRunner(store, settings, max_workers=settings.max_concurrent_runs)
-    engine = load_engine(settings)
+    db = make_engine(settings.db_url)
+    store, lifecycle = Store(db, STEP_NAMES), Lifecycle(db, WEIGHTS)
+    runner = LocalRunner(store, lifecycle, settings, max_workers=settings.max_concurrent_runs)
+    engine = load_engine(settings)  # the GPT-SoVITS checkout, or None
     doctor = Doctor(settings, engine)
-    service = TaskService(settings, store, runner, engine, Preflight(settings, engine, doctor.probe))
-    pipelines = PipelineService(service, PipelineRecords(store.engine), settings.pipeline_parallel)
+    service = TaskService(settings, store, lifecycle, runner, engine, Preflight(settings, engine, doctor.probe))
+    pipelines = PipelineService(service, lifecycle, settings.pipeline_parallel)
     webhooks = Webhooks(store)
+    store_version = StoreVersion(db)
     runner.on_finished(webhooks.run_finished)
     pipelines.on_finished(webhooks.pipeline_finished)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        migrate(store.engine)
+        migrate(db)
         Path(settings.task_root).mkdir(parents=True, exist_ok=True)
         for run in runner.recover():
-            log.warning("run %s (%s of task %s) was interrupted", run["id"], run["step"], run["task_id"])
+            log.warning("run %s (%s of task %s) was interrupted", run.id, run.step, run.task_id)
         for rec in pipelines.recover():
-            log.warning("pipeline %s of task %s was interrupted", rec["id"], rec["task_id"])
-        log.info("service started: store=%s engine=%s", store.engine.url.get_backend_name(),
+            log.warning("pipeline %s of task %s was interrupted", rec.id, rec.task_id)
+        log.info("service started: store=%s engine=%s", db.url.get_backend_name(),
                  service.engine.root if service.engine else None)
         doctor.start()  # its summary lands in the log when the engine probe is done (seconds)
         yield
         doctor.close()
         runner.shutdown()
         webhooks.stop()
-        store.engine.dispose()
+        store_version.close()
+        db.dispose()
 
     from gsv_service.api import docs
 
@@ -109,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.state.pipelines = pipelines
     app.state.webhooks = webhooks
+    app.state.task_views = ViewCache(store_version)
     app.state.doctor = doctor
     app.state.settings = settings
     _install_error_handlers(app)

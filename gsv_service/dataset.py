@@ -13,12 +13,17 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gsv_service.audio.levels import analyse, read_mono
 from gsv_service.errors import NotFound
 from gsv_service.transcripts import Line, guess_language, read_list
-from gsv_service.workspace import denoise_completed
+from gsv_service.workspace import Workspace, denoise_completed
+
+if TYPE_CHECKING:
+    from gsv_service.tasks import TaskService
 
 DROP_SHORT_S, DROP_LONG_S = 0.6, 54.0
 SHORT_S, LONG_S = 2.0, 15.0
@@ -35,12 +40,13 @@ _LETTER = re.compile(r"[^\W\d_]")
 _SIMILAR = {"ZH", "YUE", "JA"}  # kanji-only Japanese looks like Chinese; that is no mismatch
 
 
-def _stats(files: list[Path], cache_path: Path) -> dict[str, dict]:
+def _stats(files: list[Path], cache_path: Path) -> dict[str, dict[str, Any]]:
     try:
         cache = json.loads(cache_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         cache = {}
-    out, fresh = {}, {}
+    out: dict[str, dict[str, Any]] = {}
+    fresh: dict[str, Any] = {}
     for p in files:
         st = p.stat()
         key = f"{p.parent.name}/{p.name}"
@@ -67,11 +73,12 @@ def _text_rate(text: str, speech_s: float) -> tuple[str, float]:
     return kind, units / max(speech_s, 0.3)
 
 
-def slice_warnings(st: dict, line: Line | None) -> list[str]:
+def slice_warnings(st: dict[str, Any], line: Line | None) -> list[str]:
     """What is wrong with one slice, each with what to do about it."""
     if "error" in st:
         return [f"{st['error']}; re-run slice_audio or drop it"]
-    w, d = [], st["duration"]
+    w: list[str] = []
+    d = st["duration"]
     if d <= DROP_SHORT_S or d >= DROP_LONG_S:
         w.append(f"{d:.2f} s: SoVITS training drops slices of {DROP_SHORT_S} s or less and {DROP_LONG_S:.0f} s "
                  "or more; drop it or slice again with other settings")
@@ -111,7 +118,7 @@ def slice_warnings(st: dict, line: Line | None) -> list[str]:
     return w
 
 
-def _totals(rows: list[dict], lines: dict[str, Line]) -> dict:
+def _totals(rows: list[dict[str, Any]], lines: dict[str, Line]) -> dict[str, Any]:
     secs = sum(r["duration"] for r in rows)
     speech = sum(r["duration"] * (1 - (r.get("silence_share") or 0)) for r in rows)
     durs = [r["duration"] for r in rows] or [0.0]
@@ -123,9 +130,9 @@ def _totals(rows: list[dict], lines: dict[str, Line]) -> dict:
             "slices_with_warnings": sum(1 for r in rows if r["warnings"])}
 
 
-def _dataset_warnings(totals: dict, rows: list[dict], lines: dict[str, Line], orphans: list[str],
+def _dataset_warnings(totals: dict[str, Any], rows: list[dict[str, Any]], lines: dict[str, Line], orphans: list[str],
                       task_id: str) -> list[str]:
-    w = []
+    w: list[str] = []
     if totals["speech_minutes"] < MIN_SPEECH_MIN:
         w.append(f"only {totals['speech_minutes']} min of speech: GPT-SoVITS needs at least about 1 minute, "
                  "and several minutes give a steadier voice; upload more recordings")
@@ -144,8 +151,8 @@ def _dataset_warnings(totals: dict, rows: list[dict], lines: dict[str, Line], or
     return w
 
 
-def build_report(ws, steps: dict) -> dict:
-    audio = ws.utterances_dir(denoise_completed(steps))
+def build_report(ws: Workspace, statuses: Mapping[str, str]) -> dict[str, Any]:
+    audio = ws.utterances_dir(denoise_completed(statuses))
     files = sorted(p for p in audio.glob("*.wav") if not p.name.startswith("."))
     if not files:
         raise NotFound("this task has no slices yet: run steps 'convert_audio' and 'slice_audio' first",
@@ -153,7 +160,7 @@ def build_report(ws, steps: dict) -> dict:
     tpath = ws.transcript_path
     lines = {ln.name: ln for ln in read_list(tpath)[0]} if tpath.is_file() else {}
     stats = _stats(files, ws.root / CACHE_FILE)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p in files:
         st, line = stats[p.name], lines.get(p.name)
         rows.append({"slice": p.name, **st, "language": line.lang if line else None,
@@ -167,9 +174,9 @@ def build_report(ws, steps: dict) -> dict:
 
 
 class DatasetReport:
-    def __init__(self, tasks):  # gsv_service.tasks.TaskService
+    def __init__(self, tasks: TaskService):
         self.tasks = tasks
 
-    def get(self, task_id: str) -> dict:
+    def get(self, task_id: str) -> dict[str, Any]:
         task = self.tasks.get(task_id)
-        return {"task_id": task["id"], **build_report(self.tasks.workspace(task), task["steps"])}
+        return {"task_id": task.id, **build_report(self.tasks.workspace(task), task.statuses())}

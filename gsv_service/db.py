@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -20,7 +21,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # WAL: readers never wait for the writer
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # WAL: readers never wait for the writer
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -48,7 +49,7 @@ def aware(dt: datetime | None) -> datetime | None:
     return dt
 
 
-def row(m: Mapping | None) -> dict | None:
+def row(m: Mapping[Any, Any] | None) -> dict[str, Any] | None:
     if m is None:
         return None
     d = dict(m)

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
+from typing import TextIO
 
 from pydantic import BaseModel, Field
 
@@ -86,6 +87,8 @@ class Doctor:
         probe = None
         if self.engine is not None:
             probe = self.probe.get(refresh=refresh)
+            if probe is None:  # only a cache without an engine answers None (not the one built from it)
+                probe = ProbeResult(self.engine.python, None, "not probed: the probe cache has no engine")
             checks += [dc.check_packages(probe), dc.check_web_ui_packages(probe),
                        dc.check_cuda(self.settings, probe, batch_size)]
             for v in VERSIONS:
@@ -131,7 +134,7 @@ class Doctor:
 
 # ---------- command line ----------
 
-def print_report(rep: DoctorReport, out) -> None:
+def print_report(rep: DoctorReport, out: TextIO) -> None:
     """The report for people: one line per check, its fix under it, the summary last."""
     marks = {"ok": " ok ", "warn": "WARN", "fail": "FAIL"}
     for c in rep.checks:

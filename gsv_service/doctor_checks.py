@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -37,14 +37,15 @@ DISK_WARN_BYTES = 5 * 10 ** 9
 DISK_FAIL_BYTES = 2 * 10 ** 9
 
 # (lowest allowed, first not allowed, as people write it); None = no bound
-CORE_PACKAGES: dict[str, tuple[tuple | None, tuple | None, str]] = {
+Bounds = tuple[tuple[int, ...] | None, tuple[int, ...] | None, str]
+CORE_PACKAGES: dict[str, Bounds] = {
     "torch": ((2, 9), (2, 10), "2.9.x"),
     "torchaudio": ((2, 9), (2, 10), "2.9.x"),
     "torchcodec": ((0, 8), (0, 9), "0.8.x"),
     "transformers": ((4, 51), (5,), ">=4.51,<5"),
     "gradio": (None, (5,), "<5"),
 }
-WEB_UI_PACKAGES: dict[str, tuple[tuple | None, tuple | None, str]] = {
+WEB_UI_PACKAGES: dict[str, Bounds] = {
     "numpy": (None, (2,), "<2"),
     "fastapi": (None, (0, 116), "<0.116"),
 }
@@ -77,12 +78,12 @@ def parse_version(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(x) for x in m[1].split(".")) if m else None
 
 
-def in_range(version: str | None, lo: tuple | None, hi: tuple | None) -> bool:
+def in_range(version: str | None, lo: tuple[int, ...] | None, hi: tuple[int, ...] | None) -> bool:
     v = parse_version(version)
     return v is not None and (lo is None or v >= lo) and (hi is None or v < hi)
 
 
-def package_problems(probe: ProbeResult, wanted: dict) -> tuple[list[str], list[str]]:
+def package_problems(probe: ProbeResult, wanted: dict[str, Bounds]) -> tuple[list[str], list[str]]:
     """(versions found, problems) for the packages in `wanted`."""
     found, problems = [], []
     for name, (lo, hi, human) in wanted.items():
@@ -260,7 +261,7 @@ def check_cuda(settings: Settings, probe: ProbeResult | None, batch_size: int) -
     return _memory_check(devices, batch_size)
 
 
-def _memory_check(devices: list[dict], batch_size: int) -> Check:
+def _memory_check(devices: list[dict[str, Any]], batch_size: int) -> Check:
     need = GIB_PER_BATCH * batch_size
     found, short = [], []
     for d in devices:

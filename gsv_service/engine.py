@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from gsv_service.settings import Settings
 
@@ -38,7 +39,7 @@ S1_TEMPLATES = {"v1": "s1longer.yaml", "v2": "s1longer-v2.yaml", "v2Pro": "s1lon
                 "v2ProPlus": "s1longer-v2.yaml"}
 
 # Relative to GPT_SoVITS/pretrained_models, as upstream's config.py expects them.
-PRETRAINED = {
+PRETRAINED: dict[str, Any] = {  # a name -> its path, or a version -> {name: path}
     "bert": "chinese-roberta-wwm-ext-large",
     "cnhubert": "chinese-hubert-base",
     "sv": "sv/pretrained_eres2netv2w24s4ep4.ckpt",
@@ -77,9 +78,10 @@ class Engine:
         """Path of a pretrained model, honouring the service-wide overrides."""
         overrides = {"bert": self.settings.bert_dir, "cnhubert": self.settings.cnhubert_dir,
                      "sv": self.settings.sv_path}
-        if overrides.get(key):
-            return Path(overrides[key]).resolve()
-        rel = PRETRAINED[version][key] if version else PRETRAINED[key]
+        override = overrides.get(key)
+        if override:
+            return Path(override).resolve()
+        rel: str = PRETRAINED[version][key] if version else PRETRAINED[key]
         return self.pretrained_root / rel
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -134,10 +136,10 @@ class Engine:
             out["GSV_SV_PATH"] = self.pretrained("sv")
         return out
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         missing = [k for k in SCRIPTS if not self.script(k).is_file()]
         models = {k: self.pretrained(k).exists() for k in ("bert", "cnhubert", "sv")}
-        versions = {}
+        versions: dict[str, dict[str, Any]] = {}
         for v in VERSIONS:
             have = {k: self.pretrained(k, v).exists() for k in ("s2G", "s2D", "s1")}
             need_sv = v.startswith("v2Pro")

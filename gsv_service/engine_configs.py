@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,8 +36,8 @@ def effective_batch_size(batch_size: int, plan: DevicePlan) -> int:
 
 
 def write_s2_config(engine: Engine, ts: TrainSettings, plan: DevicePlan, exp_dir: Path,
-                    weight_dir: Path, out: Path) -> dict:
-    data = json.loads(engine.s2_template(ts.version).read_text(encoding="utf-8"))
+                    weight_dir: Path, out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(engine.s2_template(ts.version).read_text(encoding="utf-8"))
     if not plan.is_half:
         data["train"]["fp16_run"] = False
     train = data["train"]
@@ -60,8 +61,8 @@ def s1_output_dir(exp_dir: Path, version: str) -> Path:
 
 
 def write_s1_config(engine: Engine, ts: TrainSettings, plan: DevicePlan, exp_dir: Path,
-                    weight_dir: Path, out: Path) -> dict:
-    data = yaml.safe_load(engine.s1_template(ts.version).read_text(encoding="utf-8"))
+                    weight_dir: Path, out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(engine.s1_template(ts.version).read_text(encoding="utf-8"))
     if not plan.is_half:
         data["train"]["precision"] = "32"
     data["train"].update(batch_size=effective_batch_size(ts.batch_size, plan), epochs=ts.epochs,

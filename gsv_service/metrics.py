@@ -7,16 +7,20 @@ complete even for runs whose live progress was throttled, and it survives restar
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from gsv_service.progress_parsers import S1Progress, S2Progress
+from gsv_service.records import RunRecord
 
-KINDS = {"train_sovits": ("sovits", S2Progress), "train_gpt": ("gpt", S1Progress)}
+KINDS: dict[str, tuple[str, type[S2Progress] | type[S1Progress]]] = {
+    "train_sovits": ("sovits", S2Progress), "train_gpt": ("gpt", S1Progress)}
 MAX_POINTS = 2000
 CHUNK = 1 << 20
 
 
-def _segments(path: Path):
+def _segments(path: Path) -> Iterator[str]:
     """Log segments split at \\n and \\r, read in chunks (a log can be large)."""
     partial = ""
     try:
@@ -32,14 +36,14 @@ def _segments(path: Path):
         yield partial
 
 
-def run_series(run: dict) -> list[dict]:
+def run_series(run: RunRecord) -> list[dict[str, Any]]:
     """Points (epoch, step, losses) in the order the run logged them, thinned to MAX_POINTS."""
-    _kind, parser_cls = KINDS[run["step"]]
-    epochs = int((run.get("params") or {}).get("epochs") or 0) or 10_000
+    _kind, parser_cls = KINDS[run.step]
+    epochs = int(run.params.get("epochs") or 0) or 10_000
     parser = parser_cls(epochs)
-    points: list[dict] = []
-    last = None
-    for seg in _segments(Path(run["log_path"])):
+    points: list[dict[str, Any]] = []
+    last: tuple[Any, ...] | None = None
+    for seg in _segments(Path(run.log_path or "")):
         parser.feed(seg)
         if not parser.losses:
             continue
@@ -58,17 +62,17 @@ def run_series(run: dict) -> list[dict]:
     return points
 
 
-def task_metrics(runs: list[dict]) -> dict:
-    out: dict = {"sovits": [], "gpt": []}
+def task_metrics(runs: list[RunRecord]) -> dict[str, Any]:
+    out: dict[str, Any] = {"sovits": [], "gpt": []}
     for run in runs:
-        if run["step"] in KINDS and run.get("log_path"):
-            kind = KINDS[run["step"]][0]
-            out[kind].append({"run_id": run["id"], "status": run["status"], "started_at": run["started_at"],
+        if run.step in KINDS and run.log_path:
+            kind = KINDS[run.step][0]
+            out[kind].append({"run_id": run.id, "status": run.status.value, "started_at": run.started_at,
                               "points": run_series(run)})
     return out
 
 
-def plot_png(metrics: dict) -> bytes:
+def plot_png(metrics: dict[str, Any]) -> bytes:
     """Loss curves, one panel per kind; headless (Agg)."""
     import matplotlib
     matplotlib.use("Agg")

@@ -5,7 +5,7 @@ each needs. Limits come from TaskConfig; the web UI's facts from task_config too
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import psutil
 from pydantic import BaseModel, Field
@@ -125,7 +125,7 @@ class Options(BaseModel):
 
 # ---------- training settings ----------
 
-def _bounds(field: str) -> dict:
+def _bounds(field: str) -> dict[str, Any]:
     """What TaskConfig accepts for a field (its JSON Schema bounds)."""
     prop = TaskConfig.model_json_schema()["properties"][field]
     low = prop.get("minimum", prop.get("exclusiveMinimum"))
@@ -139,7 +139,7 @@ def _number(field: str, step_param: str, ui: WebUIRange) -> NumberOption:
 
 
 def version_options(version: str, gpu_gib: list[float], ram_gib: float, engine: Engine | None,
-                    engine_status: dict | None) -> VersionOptions:
+                    engine_status: dict[str, Any] | None) -> VersionOptions:
     ui = webui_ranges(version)
     s2, s2_max, s1 = webui_batch_sizes(version, gpu_gib, ram_gib)
     s2_batch = WebUIRange(default=s2, minimum=1, maximum=s2_max)

@@ -18,7 +18,7 @@ from gsv_service.engine_install.presence import Presence, check_path
 from gsv_service.errors import DependencyMissing
 from gsv_service.probe import ProbeCache
 from gsv_service.settings import Settings
-from gsv_service.steps.base import StepSpec
+from gsv_service.steps.base import AnyStep, StepParams
 from gsv_service.task_config import TaskConfig
 
 MODEL_ROLES = ("bert", "cnhubert", "sv", "s2G", "s2D", "s1")
@@ -26,9 +26,9 @@ OVERRIDABLE = ("s2G", "s2D", "s1")  # a step's params may name its own base weig
 DOCTOR_URL = "/api/v1/engine/doctor"
 
 
-def step_languages(cfg: TaskConfig, params) -> list[str]:
+def step_languages(cfg: TaskConfig, params: StepParams | None) -> list[str]:
     """The task's language and those the step's params add (inference: target and reference)."""
-    langs = [cfg.language]
+    langs: list[str] = [cfg.language]
     for field in ("target_language", "ref_language"):
         value = getattr(params, field, None)
         if value and value not in langs:
@@ -42,7 +42,7 @@ class Preflight:
         self.engine = engine
         self.probe = probe
 
-    def problems(self, spec: StepSpec, cfg: TaskConfig, params=None) -> list[Check]:
+    def problems(self, spec: AnyStep, cfg: TaskConfig, params: StepParams | None = None) -> list[Check]:
         """The failing checks that would make this step fail; [] when it may start."""
         if not spec.needs_engine or self.engine is None:
             return []
@@ -67,14 +67,17 @@ class Preflight:
                 checks.append(dc.check_nltk(probe, version, langs))
         return [c for c in checks if c is not None and c.status == "fail"]
 
-    def require(self, spec: StepSpec, cfg: TaskConfig, params=None) -> None:
+    def require(self, spec: AnyStep, cfg: TaskConfig, params: StepParams | None = None) -> None:
         """Raise the 424 that names every failing check with its fix."""
         failed = self.problems(spec, cfg, params)
         if failed:
             raise refusal(spec.name, failed)
 
-    def _models(self, spec: StepSpec, version: str, langs: list[str], params) -> Check | None:
+    def _models(self, spec: AnyStep, version: str, langs: list[str], params: StepParams | None) -> Check | None:
         """pretrained_{version}, limited to the files this step reads (params' own paths first)."""
+        engine = self.engine
+        if engine is None:  # problems() asks only with an engine
+            return None
         wanted: list[tuple[plan.ModelItem, Path, str | None]] = []
         for role in spec.engine_needs:
             if role not in MODEL_ROLES:
@@ -84,7 +87,7 @@ class Preflight:
                 continue
             item = plan.BY_KEY[key]
             given = getattr(params, f"pretrained_{role}", None) if role in OVERRIDABLE else None
-            path = Path(given).expanduser().resolve() if given else dc.item_path(self.engine, item)
+            path = Path(given).expanduser().resolve() if given else dc.item_path(engine, item)
             wanted.append((item, path, f"params.pretrained_{role}" if given else None))
         bad = [(item, pres, field) for item, path, field in wanted if not (pres := check_path(item, path)).ok]
         if not bad:

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 from gsv_service.engine import Engine
 
@@ -29,7 +30,7 @@ class ProbeResult:
     """One run of the probe: `data` is its JSON object when it ran to the end, else `error` says why."""
 
     python: str
-    data: dict | None
+    data: dict[str, Any] | None
     error: str | None
     timed_out: bool = False
     seconds: float = 0.0
@@ -39,11 +40,11 @@ class ProbeResult:
     def ok(self) -> bool:
         return self.data is not None
 
-    def package(self, name: str) -> dict:
+    def package(self, name: str) -> dict[str, Any]:
         return ((self.data or {}).get("packages") or {}).get(name) or {}
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def _kill(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -52,7 +53,7 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def run_probe(engine: Engine, timeout: float = PROBE_TIMEOUT_S,
-              holder: list[subprocess.Popen] | None = None) -> ProbeResult:
+              holder: list[subprocess.Popen[bytes]] | None = None) -> ProbeResult:
     """Run the probe with the engine's interpreter, cwd and environment. While it runs, its
     process is in `holder` (so that another thread can kill it)."""
     t0 = time.monotonic()
@@ -93,14 +94,14 @@ def run_probe(engine: Engine, timeout: float = PROBE_TIMEOUT_S,
     return ProbeResult(python, data, None, seconds=seconds)
 
 
-def _read_tail(f, limit: int) -> str:
+def _read_tail(f: IO[bytes], limit: int) -> str:
     f.flush()
     size = f.seek(0, os.SEEK_END)
     f.seek(max(0, size - limit))
     return f.read(limit).decode("utf-8", "replace")
 
 
-def _last_json(text: str) -> dict | None:
+def _last_json(text: str) -> dict[str, Any] | None:
     for line in reversed(text.splitlines()):
         line = line.strip()
         if line.startswith("{"):
@@ -124,7 +125,7 @@ class ProbeCache:
         self._result: ProbeResult | None = None
         self._lock = threading.Lock()    # held while a probe runs: one at a time
         self._state = threading.Lock()   # the background thread's bookkeeping; never held long
-        self._running: list[subprocess.Popen] = []
+        self._running: list[subprocess.Popen[bytes]] = []
         self._thread: threading.Thread | None = None
         self._closed = False
 

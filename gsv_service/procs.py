@@ -30,7 +30,7 @@ class Command:
     label: str = ""
 
 
-def spawn(cmd: Command, log_path: Path) -> subprocess.Popen:
+def spawn(cmd: Command, log_path: Path) -> subprocess.Popen[bytes]:
     """Start `cmd` as the leader of a new session/process group, output appended to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab", buffering=0) as log:
@@ -44,7 +44,7 @@ class ExitWaiter:
     """Sleeps until one of the children exits or a timeout passes, without polling: a pidfd
     becomes readable when its process exits (Linux 5.3+; elsewhere it just sleeps)."""
 
-    def __init__(self, procs: list[subprocess.Popen]):
+    def __init__(self, procs: list[subprocess.Popen[bytes]]):
         self.fds = []
         for p in procs:
             try:
@@ -88,7 +88,7 @@ def group_alive(pgid: int) -> bool:
     return bool(_group_members(pgid))  # only zombies answer killpg(0): those are dead
 
 
-def kill_group(pgid: int, grace_s: float, procs: list[subprocess.Popen] | None = None) -> bool:
+def kill_group(pgid: int, grace_s: float, procs: list[subprocess.Popen[bytes]] | None = None) -> bool:
     """SIGTERM the group, wait up to grace_s, then SIGKILL whatever is left. True if none left."""
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         try:
@@ -156,7 +156,7 @@ def tail_bytes(path: Path, max_bytes: int, end: int | None = None) -> str:
 
 def process_alive(pid: int, create_time: float) -> bool:
     try:
-        return abs(psutil.Process(pid).create_time() - create_time) < 0.01
+        return bool(abs(psutil.Process(pid).create_time() - create_time) < 0.01)
     except psutil.Error:
         return False
 
@@ -185,7 +185,7 @@ def supervise(commands: list[Command], sv: Supervision, tail: LogTail | None = N
     `tail` reads the log from where the caller started it (lines it wrote itself are handed on
     too). Whatever happens (an exception in a callback, cancel, a crash), no process is left behind."""
     tail = tail or LogTail(sv.log_path)
-    procs: list[subprocess.Popen] = []
+    procs: list[subprocess.Popen[bytes]] = []
     exits: ExitWaiter | None = None
     try:
         for cmd in commands:
@@ -223,7 +223,7 @@ def supervise(commands: list[Command], sv: Supervision, tail: LogTail | None = N
         kill_all(procs, sv.kill_grace_s)
 
 
-def kill_all(procs: list[subprocess.Popen], grace_s: float) -> None:
+def kill_all(procs: list[subprocess.Popen[bytes]], grace_s: float) -> None:
     """Stop each child's whole process group (SIGTERM, SIGKILL after grace_s) and reap the child."""
     for p in procs:
         if p.poll() is None or group_alive(p.pid):

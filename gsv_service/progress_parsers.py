@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 MAX_READ = 1 << 20  # per poll; when more arrived, only the newest part matters for progress
 
@@ -87,10 +88,10 @@ class TrainingProgress:
         self.iteration, self.per_epoch = it, total
         self.changed = True
 
-    def report(self) -> tuple[float, str, dict]:
+    def report(self) -> tuple[float, str, dict[str, Any]]:
         frac_epoch = (self.iteration / self.per_epoch) if self.per_epoch else 0.0
         fraction = min(1.0, ((self.epoch - 1) + min(frac_epoch, 1.0)) / self.epochs)
-        metrics: dict = {"epoch": self.epoch, "epochs": self.epochs, "iteration": self.iteration,
+        metrics: dict[str, Any] = {"epoch": self.epoch, "epochs": self.epochs, "iteration": self.iteration,
                          "losses": dict(self.losses), **self.extra}
         msg = f"{self.what}: epoch {self.epoch}/{self.epochs}"
         if self.per_epoch:
@@ -122,9 +123,10 @@ class S2Progress(TrainingProgress):
                 self.iteration = self.per_epoch or 0
         elif m := _S2_LOSSES.search(seg):
             values = [_num(v.strip()) for v in m.group(1).split(",")]
-            if len(values) == len(S2_LOSS_NAMES) + 2 and None not in values:
-                self.losses = dict(zip(S2_LOSS_NAMES, values[:6], strict=False))
-                self.extra = {"global_step": int(values[6]), "lr": values[7]}
+            nums = [v for v in values if v is not None]
+            if len(values) == len(S2_LOSS_NAMES) + 2 and len(nums) == len(values):
+                self.losses = dict(zip(S2_LOSS_NAMES, nums[:6], strict=False))
+                self.extra = {"global_step": int(nums[6]), "lr": nums[7]}
         elif self.started and (m := _BAR.search(seg)):
             self._bar(int(m.group(2)), int(m.group(3)), None)
             return
@@ -144,8 +146,8 @@ class S1Progress(TrainingProgress):
         if not m or m.group(1) is None:
             return
         self._bar(int(m.group(2)), int(m.group(3)), m.group(1))
-        logged = {k: _num(v) for k, v in _KV.findall(m.group(4) or "")
-                  if k.endswith(("_step", "_epoch")) and _num(v) is not None}
+        logged = {k: n for k, v in _KV.findall(m.group(4) or "")
+                  if k.endswith(("_step", "_epoch")) and (n := _num(v)) is not None}
         for key in sorted(logged, key=lambda k: k.endswith("_step")):  # the step's value wins
             name = key.removesuffix("_step").removesuffix("_epoch")
             (self.losses if "loss" in name else self.extra)[name] = logged[key]

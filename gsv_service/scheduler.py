@@ -8,16 +8,18 @@ an earlier run's GPUs are reserved for it: a later run that wants any of them wa
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from gsv_service.models import Lease, SchedulerLock, StepRun, utcnow
+from gsv_service.models import Lease, SchedulerLock, StepRun, table_of, utcnow
 from gsv_service.states import RunStatus
 
-_L, _R, _K = Lease.__table__, StepRun.__table__, SchedulerLock.__table__
+_L, _R, _K = table_of(Lease), table_of(StepRun), table_of(SchedulerLock)
 
 
-def requirement(needs_gpu: bool, task_gpu_ids: list[str], service_gpus: list[str]) -> dict | None:
+def requirement(needs_gpu: bool, task_gpu_ids: list[str], service_gpus: list[str]) -> dict[str, Any] | None:
     """What a run must hold: the task's GPUs, one CPU slot (no GPUs here), or nothing."""
     if not needs_gpu:
         return None
@@ -27,11 +29,11 @@ def requirement(needs_gpu: bool, task_gpu_ids: list[str], service_gpus: list[str
 
 
 class Scheduler:
-    def __init__(self, engine: Engine, cpu_slots: int):
-        self.engine = engine
+    def __init__(self, db: Engine, cpu_slots: int):
+        self.db = db
         self.cpu_slots = max(1, cpu_slots)
 
-    def _waiting(self, c: Connection) -> list[tuple[str, dict]]:
+    def _waiting(self, c: Connection) -> list[tuple[str, dict[str, Any]]]:
         q = (select(_R.c.id, _R.c.resources).where(and_(_R.c.status == RunStatus.queued.value,
                                                         _R.c.resources.is_not(None)))
              .order_by(_R.c.seq))  # submission order: clocks tie, and differ between hosts
@@ -41,7 +43,7 @@ class Scheduler:
         """Give leases to those of `candidates` (this process's waiting runs) whose turn it is.
         Returns run id -> leased resources."""
         got: dict[str, list[str]] = {}
-        with self.engine.begin() as c:
+        with self.db.begin() as c:
             c.execute(update(_K).where(_K.c.id == 1).values(n=_K.c.n + 1))  # serialise deciders
             held = {res: rid for res, rid in c.execute(select(_L.c.resource, _L.c.run_id))}
             holders = set(held.values())
@@ -66,7 +68,7 @@ class Scheduler:
 
     def position(self, run_id: str) -> int | None:
         """1 = next to start among the runs that compete for the same resources."""
-        with self.engine.connect() as c:
+        with self.db.connect() as c:
             waiting = self._waiting(c)
             holders = set(c.execute(select(_L.c.run_id)).scalars())
         ids = [rid for rid, _ in waiting if rid not in holders]
@@ -74,7 +76,7 @@ class Scheduler:
             return None
         mine = dict(waiting)[run_id]
 
-        def competes(other: dict) -> bool:
+        def competes(other: dict[str, Any]) -> bool:
             if "gpus" in mine and "gpus" in other:
                 return bool(set(mine["gpus"]) & set(other["gpus"]))
             return "gpus" not in mine and "gpus" not in other
@@ -85,8 +87,14 @@ class Scheduler:
 
     @staticmethod
     def release(c: Connection, run_id: str) -> None:
+        """A run left the active states: its leases go (in the lifecycle's transaction)."""
         c.execute(delete(_L).where(_L.c.run_id == run_id))
 
+    def give_back(self, run_id: str) -> None:
+        """Leases granted to a run that did not start (over the cap, or cancelled meanwhile)."""
+        with self.db.begin() as c:
+            self.release(c, run_id)
+
     def leases_of(self, run_id: str) -> list[str]:
-        with self.engine.connect() as c:
+        with self.db.connect() as c:
             return list(c.execute(select(_L.c.resource).where(_L.c.run_id == run_id)).scalars())

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     @field_validator("engine_root", "engine_python", "database_url", "pretrained_dir",
                      "bert_dir", "cnhubert_dir", "sv_path", mode="before")
     @classmethod
-    def _blank_is_none(cls, v):
+    def _blank_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
 
     @cached_property

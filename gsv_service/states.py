@@ -36,6 +36,7 @@ class PipelineStatus(str, Enum):
 
 
 ACTIVE = frozenset({RunStatus.queued, RunStatus.running})
+ACTIVE_VALUES = frozenset(s.value for s in ACTIVE)  # for SQL IN (...) clauses
 FINISHED = frozenset({RunStatus.completed, RunStatus.failed, RunStatus.cancelled})
 
 # run status -> statuses it may move to. Finished runs never change again.

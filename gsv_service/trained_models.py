@@ -7,6 +7,7 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from gsv_service.workspace import WEIGHTS_DIR, Workspace
 
@@ -25,7 +26,7 @@ class TrainedModel:
     size: int
     modified: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

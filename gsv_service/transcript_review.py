@@ -4,6 +4,8 @@ give a template to fill in. The .list format itself is gsv_service/transcripts.p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pathlib import Path
 
 import soundfile as sf
@@ -12,8 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from gsv_service import transcript_edits as ted
 from gsv_service.errors import Conflict, NotFound, Unprocessable
 from gsv_service.steps.registry import consumers_of
-from gsv_service.task_config import TaskConfig
-from gsv_service.workspace import denoise_completed
+from gsv_service.records import TaskRecord
+from gsv_service.workspace import Workspace, denoise_completed
+
+if TYPE_CHECKING:
+    from gsv_service.tasks import TaskService
 from gsv_service.transcripts import Line, TranscriptError, check_text, line_language, list_language, read_list, write_list
 
 
@@ -74,7 +79,7 @@ def apply_update(current: list[Line], upd: TranscriptUpdate, audio: Path, speake
             out.append(Line(str(wav.resolve()), speaker, _lang(nl.language, text, task_language, where), text))
         return out
     by_name = {line.name: line for line in current}
-    for i, ed in enumerate(upd.edits):
+    for i, ed in enumerate(upd.edits or []):
         where = f"edits[{i}] ({ed.slice[:80]})"
         line = by_name.get(ed.slice)
         if line is None:  # a slice without a line: `text` adds one, `drop` keeps it out
@@ -111,7 +116,7 @@ def _slice_file(audio: Path, name: str) -> Path | None:
 
 def _duration(path: Path) -> float | None:
     try:
-        return round(sf.info(str(path)).duration, 3)
+        return round(float(sf.info(str(path)).duration), 3)
     except (RuntimeError, OSError):
         return None
 
@@ -119,10 +124,10 @@ def _duration(path: Path) -> float | None:
 class TranscriptReview:
     """The task service's view of a task's transcript: read it, edit it, mark what used it stale."""
 
-    def __init__(self, tasks):  # gsv_service.tasks.TaskService
+    def __init__(self, tasks: TaskService):
         self.tasks = tasks
 
-    def _open(self, task_id: str) -> tuple[dict, object, Path]:
+    def _open(self, task_id: str) -> tuple[TaskRecord, Workspace, Path]:
         task = self.tasks.get(task_id)
         ws = self.tasks.workspace(task)
         path = ws.transcript_path
@@ -133,32 +138,33 @@ class TranscriptReview:
                            "asr_transcribe with method 'provided')", run_first="asr_transcribe")
         return task, ws, path
 
-    def get(self, task_id: str) -> dict:
+    def get(self, task_id: str) -> dict[str, Any]:
         task, ws, path = self._open(task_id)
         lines, problems = read_list(path)
         return self._view(task, ws, path, lines, problems)
 
-    def _view(self, task: dict, ws, path: Path, lines: list[Line], problems: list[str]) -> dict:
-        audio = ws.utterances_dir(denoise_completed(task["steps"]))
+    def _view(self, task: TaskRecord, ws: Workspace, path: Path, lines: list[Line], problems: list[str]) -> dict[str, Any]:
+        audio = ws.utterances_dir(denoise_completed(task.statuses()))
         out = []
         for line in lines:
             wav = Path(line.wav_path)
             wav = wav if wav.is_file() else audio / line.name
             out.append({"slice": line.name, "wav_path": line.wav_path, "duration": _duration(wav),
                         "speaker": line.speaker, "language": line.lang, "text": line.text})
-        return {"task_id": task["id"], "path": f"transcripts/{path.name}", "count": len(out),
-                "task_language": task["config"].get("language"), "lines": out, "problems": problems}
+        return {"task_id": task.id, "path": f"transcripts/{path.name}", "count": len(out),
+                "task_language": task.config.language, "lines": out, "problems": problems}
 
-    def update(self, task_id: str, upd: TranscriptUpdate) -> dict:
+    def update(self, task_id: str, upd: TranscriptUpdate) -> dict[str, Any]:
         task, ws, path = self._open(task_id)
-        if task.get("active_run_id") or task.get("active_pipeline_id"):
-            raise Conflict(f"task {task_id} is running step '{task.get('current_step')}'; edit the "
+        if task.busy:
+            raise Conflict(f"task {task_id} is running step '{task.current_step}'; edit the "
                            "transcript when it has finished (or cancel it)")
-        cfg = TaskConfig.model_validate(task["config"])
+        cfg = task.config
         current, _problems = read_list(path)
         speaker = cfg.speaker
         try:
-            lines = apply_update(current, upd, ws.utterances_dir(denoise_completed(task["steps"])), speaker, cfg.language)
+            lines = apply_update(current, upd, ws.utterances_dir(denoise_completed(task.statuses())), speaker,
+                                cfg.language)
         except TranscriptError as e:
             raise Unprocessable(str(e)) from None
         if not lines:
@@ -166,31 +172,31 @@ class TranscriptReview:
         named = [e.slice for e in upd.edits] if upd.edits is not None else []
         kept = ted.record(ted.edits_path(ws), ted.changes(current, lines, named))  # before the list:
         write_list(path, lines)                   # a crash in between re-applies it on the next run
-        stale = self.tasks.store.mark_stale(task["id"], consumers_of("asr_transcribe"))
+        stale = self.tasks.lifecycle.mark_stale(task.id, consumers_of("asr_transcribe"))
         view = self._view(self.tasks.get(task_id), ws, path, lines, [])
         return {**view, "stale_steps": stale, "edits_kept": len(kept),
                 "message": f"transcript saved ({len(lines)} lines; {len(kept)} edited slice(s) kept for "
                            "when asr_transcribe runs again)" +
                            (f"; now stale: {', '.join(stale)}" if stale else "")}
 
-    def template(self, task_id: str) -> dict:
+    def template(self, task_id: str) -> dict[str, Any]:
         """The slice names with empty text, to fill in (GET .../transcripts/template)."""
         task = self.tasks.get(task_id)
         ws = self.tasks.workspace(task)
-        audio = ws.utterances_dir(denoise_completed(task["steps"]))
+        audio = ws.utterances_dir(denoise_completed(task.statuses()))
         wavs = sorted(p for p in audio.glob("*.wav") if not p.name.startswith(".")) if audio.is_dir() else []
         if not wavs:
             raise NotFound(f"task {task_id} has no slices yet: run steps 'convert_audio' and 'slice_audio' "
                            "first", run_first="slice_audio" if (ws.root / "converted_wav").is_dir()
                            else "convert_audio")
-        cfg = TaskConfig.model_validate(task["config"])
+        cfg = task.config
         speaker = cfg.speaker
         lang = list_language(cfg.language)
-        return {"task_id": task["id"], "source": audio.name, "count": len(wavs), "speaker": speaker,
+        return {"task_id": task.id, "source": audio.name, "count": len(wavs), "speaker": speaker,
                 "language": lang, "lines": [{"slice": p.name, "duration": _duration(p), "text": ""}
                                             for p in wavs]}
 
 
-def template_list(tpl: dict) -> str:
+def template_list(tpl: dict[str, Any]) -> str:
     """The template as a .list to fill in and upload (`slice|speaker|LANG|`; LANG empty for auto)."""
     return "".join(f"{ln['slice']}|{tpl['speaker']}|{tpl['language'] or ''}|\n" for ln in tpl["lines"])

@@ -11,9 +11,8 @@ import queue
 import threading
 
 import httpx
-from sqlalchemy import insert
 
-from gsv_service.models import Event, utcnow
+from gsv_service.events import emit
 
 log = logging.getLogger("gsv_service.webhooks")
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -32,23 +31,23 @@ class Webhooks:
     # ---- hooks ----
     def run_finished(self, run: dict | None) -> None:
         """A manual step run ended: the task's status is now that run's."""
-        if run and not run.get("pipeline_id") and run["status"] in ("completed", "failed"):
-            self._enqueue(run["task_id"], {"event": f"step.{run['status']}", "step": run["step"],
-                                           "run_id": run["id"], "status": run["status"],
-                                           "error_message": run["error_message"], "reason": run["reason"]})
+        if run and not run.pipeline_id and run.status in ("completed", "failed"):
+            self._enqueue(run.task_id, {"event": f"step.{run.status.value}", "step": run.step,
+                                        "run_id": run.id, "status": run.status.value,
+                                        "error_message": run.error_message, "reason": run.reason})
 
     def pipeline_finished(self, rec: dict) -> None:
-        if rec["status"] in ("completed", "failed", "cancelled", "awaiting_review"):
-            self._enqueue(rec["task_id"], {"event": f"pipeline.{rec['status']}", "pipeline_id": rec["id"],
-                                           "status": rec["status"], "failed_step": rec["failed_step"],
-                                           "error_message": rec["error_message"], "reason": rec["reason"]})
+        if rec.status in ("completed", "failed", "cancelled", "awaiting_review"):
+            self._enqueue(rec.task_id, {"event": f"pipeline.{rec.status.value}", "pipeline_id": rec.id,
+                                        "status": rec.status.value, "failed_step": rec.failed_step,
+                                        "error_message": rec.error_message, "reason": rec.reason})
 
     def _enqueue(self, task_id: str, body: dict) -> None:
         task = self.store.get_task(task_id)
-        url = task and task["config"].get("webhook_url")
-        if url:
-            self._q.put((url, task_id, {"task_id": task_id, "task_name": task["name"],
-                                        "task_status": task["status"], **body}))
+        url = task and task.config.webhook_url
+        if task and url:
+            self._q.put((url, task_id, {"task_id": task_id, "task_name": task.name,
+                                        "task_status": task.status.value, **body}))
 
     # ---- delivery ----
     def _loop(self) -> None:
@@ -80,9 +79,8 @@ class Webhooks:
 
     def _record(self, task_id: str, data: dict) -> None:
         try:
-            with self.store.engine.begin() as c:
-                c.execute(insert(Event.__table__).values(task_id=task_id, run_id=None, type="webhook",
-                                                         data=data, created_at=utcnow()))
+            with self.store.db.begin() as c:
+                emit(c, task_id, None, "webhook", data)
         except Exception:  # the task may have been deleted meanwhile
             log.debug("could not record webhook outcome", exc_info=True)
 

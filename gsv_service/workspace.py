@@ -9,6 +9,7 @@ import re
 import shutil
 import unicodedata
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -123,9 +124,9 @@ class Workspace:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def denoise_completed(steps: dict) -> bool:
-    """Whether a task's step records (step -> {"status": ...}) say denoise_audio completed."""
-    return (steps.get("denoise_audio") or {}).get("status") == "completed"
+def denoise_completed(statuses: Mapping[str, str]) -> bool:
+    """Whether a task's step statuses (step -> status) say denoise_audio completed."""
+    return statuses.get("denoise_audio") == "completed"
 
 
 def task_workspace(task_root: Path, task_id: str, exp_name: str) -> Workspace:

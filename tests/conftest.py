@@ -154,19 +154,21 @@ def wait_for(pred, timeout: float = 30.0, interval: float = 0.05, what: str = "c
 def runner_env(tmp_path: Path, db_url: str | None, max_workers: int = 2, **over):
     """A migrated store and a LocalRunner on it, torn down afterwards."""
     from gsv_service.db import make_engine, migrate
+    from gsv_service.lifecycle import Lifecycle
     from gsv_service.runner import LocalRunner
     from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
     from gsv_service.store import Store
 
     settings = make_settings(tmp_path, db_url, **over)
-    store = Store(make_engine(settings.db_url), STEP_NAMES, WEIGHTS)
-    migrate(store.engine)
-    runner = LocalRunner(store, settings, max_workers=max_workers)
+    db = make_engine(settings.db_url)
+    store = Store(db, STEP_NAMES)
+    migrate(db)
+    runner = LocalRunner(store, Lifecycle(db, WEIGHTS), settings, max_workers=max_workers)
     try:
         yield settings, store, runner
     finally:
         runner.shutdown()
-        store.engine.dispose()
+        db.dispose()
 
 
 def submit_run(settings, store, runner, execute, step: str = "train_sovits", resources: dict | None = None,
@@ -177,15 +179,14 @@ def submit_run(settings, store, runner, execute, step: str = "train_sovits", res
     from gsv_service.workspace import task_workspace
 
     task = store.create_task("t", {"exp_name": "x"})
-    ws = task_workspace(Path(settings.task_root), task["id"], "x")
-    run = store.start_run(task["id"], step, {}, lambda rid: ws.run_log(step, rid), owner=runner.owner,
-                          resources=resources)
+    ws = task_workspace(Path(settings.task_root), task.id, "x")
+    run = runner.lifecycle.start_run(task.id, step, {}, lambda rid: ws.run_log(step, rid), owner=runner.owner,
+                                     resources=resources)
 
     def make_ctx(r, ev):
-        return RunContext(run_id=r["id"], task_id=task["id"], step=step,
-                          config=TaskConfig.model_validate(task["config"]),
-                          workspace=ws, engine=None, settings=settings, log_path=Path(r["log_path"]),
-                          store=store, cancel_event=ev)
+        return RunContext(run_id=r.id, task_id=task.id, step=step, config=task.config,
+                          workspace=ws, engine=None, settings=settings, log_path=Path(r.log_path),
+                          store=runner.lifecycle, cancel_event=ev)
 
     runner.submit(run, make_ctx, execute, invalidates or [])
     return task, run

@@ -89,6 +89,22 @@ def test_dropped_item_fails_the_step_naming_it_and_why(tmp_path):
         assert ok["result"]["items"] == 3 and ok["result"]["dropped"][0]["item"] == "blank.wav"
 
 
+def test_blank_english_text_is_dropped_though_the_engine_writes_it(tmp_path):
+    """Upstream's English front-end writes a blank line with no phones instead of raising (seen on
+    a real checkout); training cannot use it, so the service drops it and says why."""
+    s = double_settings(tmp_path)
+    with service(s) as c:
+        tid = create_task(c, language="en")["task_id"]
+        lines = [(n, "EN", t) for n, _, t in zh_lines(2)] + [("blank.wav", "EN", " ")]
+        arrange_inputs(task_dir(s, tid), "spk", lines)
+        run = run_step(c, tid, "extract_text_features")
+        assert run["status"] == "failed" and "blank.wav: empty text" in run["error_message"], run
+        ok = completed(run_step(c, tid, "extract_text_features", allow_dropped=True))
+        assert ok["result"]["items"] == 2
+        (merged,) = (task_dir(s, tid) / "experiments").glob("*/2-name2text.txt")
+        assert "utt_00.wav" in merged.read_text() and "blank.wav" not in merged.read_text()
+
+
 def test_every_item_crashing_with_exit_code_zero_is_a_failure(tmp_path, monkeypatch):
     s = double_settings(tmp_path)
     names = [n for n, _, _ in zh_lines(3)]

@@ -22,6 +22,7 @@ from gsv_service.procs import LogTail
 from gsv_service.scheduler import Scheduler
 from gsv_service.states import Reason, RunStatus
 from gsv_service.steps.registry import STEP_NAMES, WEIGHTS
+from gsv_service.lifecycle import Lifecycle
 from gsv_service.store import Store
 from tests.conftest import free_port, make_settings, runner_env, submit_run, wait_for
 
@@ -103,8 +104,8 @@ def test_approve_as_the_pipeline_pauses_keeps_the_new_drivers_wake_up(tmp_path):
         approved: list[dict] = []
 
         def approve_at_pause(rec: dict) -> None:  # on the pausing driver's thread, before it exits
-            if rec["status"] == "awaiting_review" and not approved:
-                approved.append(pipelines.approve(rec["task_id"]))
+            if rec.status == "awaiting_review" and not approved:
+                approved.append(pipelines.approve(rec.task_id))
 
         pipelines.on_finished(approve_at_pause)
         r = client.post(f"/api/v1/task/{tid}/run", json={"to_step": "extract_text_features",
@@ -145,11 +146,11 @@ def test_runner_answers_while_a_scheduling_decision_waits_on_the_database(tmp_pa
         needy.join(30)
         assert needy.error is None, needy.error
         _task, run = plain.result
-        done = wait_for(lambda: (r := store.get_run(run["id"]))["status"] == "completed" and r,
+        done = wait_for(lambda: (r := store.get_run(run.id)).status == "completed" and r,
                         what="the plain run to complete")
-        assert done["status"] == "completed"
-        assert store.get_run(queued["id"])["status"] == "cancelled"
-        assert runner.scheduler.leases_of(queued["id"]) == []
+        assert done.status == "completed"
+        assert store.get_run(queued.id).status == "cancelled"
+        assert runner.scheduler.leases_of(queued.id) == []
 
 
 # ---------- store: concurrent creators, FIFO order ----------
@@ -160,7 +161,7 @@ def test_concurrent_creators_each_get_their_task(tmp_path, db_url):
     app = create_app(make_settings(tmp_path, db_url))
     creators, each = 8, 3
     with serving(app) as base:
-        engine = app.state.service.store.engine
+        engine = app.state.service.store.db
 
         def latency(_conn, _cursor, statement, *_args):
             if statement.lstrip().upper().startswith("INSERT INTO TASKS"):
@@ -197,22 +198,24 @@ def test_queue_order_is_submission_order_whatever_the_clock_says(tmp_path, db_ur
     """Queued runs were ordered by created_at, then by a random uuid: runs stamped with the same
     time (a coarse clock) came out shuffled, and a clock stepped back (NTP, or another host) jumped
     the queue. The order is now the order the store recorded them in."""
-    store = Store(make_engine(make_settings(tmp_path, db_url).db_url), STEP_NAMES, WEIGHTS)
-    migrate(store.engine)
+    db = make_engine(make_settings(tmp_path, db_url).db_url)
+    store, lifecycle = Store(db, STEP_NAMES), Lifecycle(db, WEIGHTS)
+    migrate(store.db)
     try:
         base = datetime(2030, 1, 1, tzinfo=timezone.utc)
         ticks = iter(base - timedelta(seconds=i if clock == "stepped back" else 0) for i in range(1000))
         monkeypatch.setattr("gsv_service.store.utcnow", lambda: next(ticks))
+        monkeypatch.setattr("gsv_service.lifecycle.utcnow", lambda: next(ticks))
         runs = []
         for i in range(8):
             task = store.create_task(f"t{i}", {"exp_name": "x"})
-            runs.append(store.start_run(task["id"], "train_sovits", {}, lambda rid: tmp_path / f"{rid}.log",
-                                        resources={"cpu_slots": 1}))
-        scheduler = Scheduler(store.engine, cpu_slots=1)
-        assert [scheduler.position(r["id"]) for r in runs] == list(range(1, 9))
-        assert scheduler.acquire({r["id"] for r in runs}) == {runs[0]["id"]: ["cpu:0"]}
+            runs.append(lifecycle.start_run(task.id, "train_sovits", {}, lambda rid: tmp_path / f"{rid}.log",
+                                            resources={"cpu_slots": 1}))
+        scheduler = Scheduler(store.db, cpu_slots=1)
+        assert [scheduler.position(r.id) for r in runs] == list(range(1, 9))
+        assert scheduler.acquire({r.id for r in runs}) == {runs[0].id: ["cpu:0"]}
     finally:
-        store.engine.dispose()
+        store.db.dispose()
 
 
 # ---------- the event loop: slow reads never hold up other requests ----------
@@ -222,10 +225,10 @@ def _queued_task(base: str, svc) -> tuple[str, dict]:
     r = httpx.post(f"{base}/api/v1/task/create", json={"task_name": "q", "config": {"exp_name": "x"}})
     tid = r.json()["task_id"]
     ws = svc.workspace(svc.get(tid))
-    run = svc.store.start_run(tid, "train_sovits", {}, lambda rid: ws.run_log("train_sovits", rid),
+    run = svc.lifecycle.start_run(tid, "train_sovits", {}, lambda rid: ws.run_log("train_sovits", rid),
                               owner=svc.runner.owner, resources={"cpu_slots": 1})
-    ws.run_log("train_sovits", run["id"]).parent.mkdir(parents=True, exist_ok=True)
-    ws.run_log("train_sovits", run["id"]).write_text("line one\nline two\n")
+    ws.run_log("train_sovits", run.id).parent.mkdir(parents=True, exist_ok=True)
+    ws.run_log("train_sovits", run.id).write_text("line one\nline two\n")
     return tid, run
 
 
@@ -280,7 +283,7 @@ def test_a_slow_read_does_not_hold_up_health(tmp_path, monkeypatch, case):
             assert health.status_code == 200
         finally:
             gate.opened.set()
-            svc.store.finish_run(run["id"], RunStatus.cancelled, reason=Reason.cancelled_by_user.value,
+            svc.lifecycle.finish_run(run.id, RunStatus.cancelled, reason=Reason.cancelled_by_user.value,
                                  error_message="test over")  # ends a followed log
         held.join(60)
         assert held.error is None, held.error

@@ -46,7 +46,7 @@ def _submit(settings, store, runner, execute, step="train_sovits"):
 
 
 def _finished(store, run_id):
-    return lambda: (r := store.get_run(run_id))["status"] in ("completed", "failed", "cancelled") and r
+    return lambda: (r := store.get_run(run_id)).status in ("completed", "failed", "cancelled") and r
 
 
 def test_exit_code_zero_completes_and_logs_output(env):
@@ -57,12 +57,12 @@ def test_exit_code_zero_completes_and_logs_output(env):
         return {"codes": codes}
 
     task, run = _submit(settings, store, runner, execute)
-    done = wait_for(_finished(store, run["id"]), what="run end")
-    assert done["status"] == "completed" and done["result"] == {"codes": [0]}
-    assert "hello from child" in Path(done["log_path"]).read_text()
-    t = store.get_task(task["id"])
-    assert t["status"] == "completed" and t["active_run_id"] is None
-    assert t["steps"]["train_sovits"]["status"] == "completed"
+    done = wait_for(_finished(store, run.id), what="run end")
+    assert done.status == "completed" and done.result == {"codes": [0]}
+    assert "hello from child" in Path(done.log_path).read_text()
+    t = store.get_task(task.id)
+    assert t.status == "completed" and t.active_run_id is None
+    assert t.steps["train_sovits"].status == "completed"
 
 
 def test_nonzero_exit_fails_with_message(env):
@@ -75,9 +75,9 @@ def test_nonzero_exit_fails_with_message(env):
         return {}
 
     task, run = _submit(settings, store, runner, execute)
-    done = wait_for(_finished(store, run["id"]))
-    assert done["status"] == "failed" and "exited with 3" in done["error_message"]
-    assert store.get_task(task["id"])["error_message"] == done["error_message"]
+    done = wait_for(_finished(store, run.id))
+    assert done.status == "failed" and "exited with 3" in done.error_message
+    assert store.get_task(task.id).error_message == done.error_message
 
 
 def test_cancel_kills_whole_group_including_sigterm_ignoring_children(env, tmp_path):
@@ -97,19 +97,19 @@ def test_cancel_kills_whole_group_including_sigterm_ignoring_children(env, tmp_p
     assert len(pids) == 3 and all(psutil.pid_exists(p) for p in pids)
     pgid = os.getpgid(pids[0])
     assert pgid != os.getpgid(0)  # its own process group, not ours
-    wait_for(lambda: store.get_run(run["id"])["pgids"], what="pgids recorded")
+    wait_for(lambda: store.get_run(run.id).pgids, what="pgids recorded")
     wait_for(lambda: any("Train Epoch" in ln for ln in lines), what="output parsed while running")
     t0 = time.monotonic()
-    runner.cancel(store.get_run(run["id"]))
-    done = wait_for(_finished(store, run["id"]), timeout=20)
-    assert done["status"] == "cancelled" and done["reason"] == "cancelled_by_user"
+    runner.cancel(store.get_run(run.id))
+    done = wait_for(_finished(store, run.id), timeout=20)
+    assert done.status == "cancelled" and done.reason == "cancelled_by_user"
     # children ignore SIGTERM, so the SIGKILL after the 1 s grace is what stopped them
     assert time.monotonic() - t0 >= 1.0
     survivors = [p for p in pids if psutil.pid_exists(p)
                  and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert survivors == []
     assert not group_alive(pgid)
-    assert store.get_task(task["id"])["status"] == "cancelled"
+    assert store.get_task(task.id).status == "cancelled"
 
 
 def test_step_exception_becomes_failed_run_with_traceback_in_log(env):
@@ -119,43 +119,43 @@ def test_step_exception_becomes_failed_run_with_traceback_in_log(env):
         raise RuntimeError("bug in step")
 
     _task, run = _submit(settings, store, runner, execute)
-    done = wait_for(_finished(store, run["id"]))
-    assert done["status"] == "failed" and "bug in step" in done["error_message"]
-    assert "Traceback" in Path(done["log_path"]).read_text()
+    done = wait_for(_finished(store, run.id))
+    assert done.status == "failed" and "bug in step" in done.error_message
+    assert "Traceback" in Path(done.log_path).read_text()
 
 
 def test_recover_marks_dead_owner_runs_interrupted_and_kills_orphans(env, tmp_path):
-    settings, store, _runner = env
+    settings, store, runner = env
     task = store.create_task("t", {"exp_name": "x"})
-    ws = task_workspace(Path(settings.task_root), task["id"], "x")
-    run = store.start_run(task["id"], "train_gpt", {}, lambda rid: ws.run_log("train_gpt", rid),
+    ws = task_workspace(Path(settings.task_root), task.id, "x")
+    run = runner.lifecycle.start_run(task.id, "train_gpt", {}, lambda rid: ws.run_log("train_gpt", rid),
                           owner="somehost:1:1.0")
-    store.mark_running(run["id"], "otherhost:999999:1.0")  # an owner that is not alive
+    runner.lifecycle.mark_running(run.id, "otherhost:999999:1.0")  # an owner that is not alive
     orphan = psutil.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
-    store.set_pgids(run["id"], [orphan.pid])
-    fresh = LocalRunner(store, settings, max_workers=1)
+    runner.lifecycle.set_pgids(run.id, [orphan.pid])
+    fresh = LocalRunner(store, runner.lifecycle, settings, max_workers=1)
     recovered = fresh.recover()
-    assert [r["id"] for r in recovered] == [run["id"]]
-    row = store.get_run(run["id"])
-    assert row["status"] == "failed" and row["reason"] == "interrupted"
+    assert [r.id for r in recovered] == [run.id]
+    row = store.get_run(run.id)
+    assert row.status == "failed" and row.reason == "interrupted"
     orphan.wait(10)
     assert not group_alive(orphan.pid)
-    t = store.get_task(task["id"])
-    assert t["status"] == "failed" and t["active_run_id"] is None
+    t = store.get_task(task.id)
+    assert t.status == "failed" and t.active_run_id is None
     fresh.shutdown()
 
 
 def test_completed_rerun_marks_consumers_stale(env):
     settings, store, runner = env
     task, run = _submit(settings, store, runner, lambda ctx: {})
-    wait_for(_finished(store, run["id"]))
-    with store.engine.begin() as c:  # pretend inference had completed before
+    wait_for(_finished(store, run.id))
+    with store.db.begin() as c:  # pretend inference had completed before
         from sqlalchemy import update
         from gsv_service.models import TaskStep
-        c.execute(update(TaskStep.__table__).where(TaskStep.__table__.c.task_id == task["id"],
+        c.execute(update(TaskStep.__table__).where(TaskStep.__table__.c.task_id == task.id,
                                                    TaskStep.__table__.c.step == "test_inference")
                   .values(status="completed"))
-    run2 = store.start_run(task["id"], "train_sovits", {}, lambda rid: "/dev/null", owner=runner.owner)
-    store.mark_running(run2["id"], runner.owner)
-    store.finish_run(run2["id"], RunStatus.completed, result={}, invalidates=["test_inference"])
-    assert store.get_task(task["id"])["steps"]["test_inference"]["status"] == "stale"
+    run2 = runner.lifecycle.start_run(task.id, "train_sovits", {}, lambda rid: "/dev/null", owner=runner.owner)
+    runner.lifecycle.mark_running(run2.id, runner.owner)
+    runner.lifecycle.finish_run(run2.id, RunStatus.completed, result={}, invalidates=["test_inference"])
+    assert store.get_task(task.id).steps["test_inference"].status == "stale"

@@ -4,11 +4,15 @@ whether it has trained weights, so `completed` after convert_audio is not taken 
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from gsv_service.api.views import task_view
+from gsv_service.records import StepState, TaskRecord
+from gsv_service.states import RunStatus, TaskStatus
+from gsv_service.task_config import TaskConfig
 from gsv_service.steps.registry import STEP_NAMES
 from gsv_service.steps.summaries import short_reason, summarise
 from tests.audio_fixtures import have_tools, text_as_wav, zero_bytes
@@ -21,12 +25,13 @@ def db_url():  # the summaries do not depend on the database
 
 
 def _task(tid: str, statuses: dict[str, str], status: str = "completed", current: str | None = None,
-          messages: dict[str, str] | None = None, error: str | None = None) -> dict:
-    steps = {s: {"status": statuses.get(s, "pending"), "message": (messages or {}).get(s), "error_message": None}
+          messages: dict[str, str] | None = None, error: str | None = None) -> TaskRecord:
+    steps = {s: StepState(step=s, status=RunStatus(statuses.get(s, "pending")), message=(messages or {}).get(s))
              for s in STEP_NAMES}
-    return {"id": "t1", "name": "demo", "status": status, "current_step": current, "progress": 0.0,
-            "error_message": error, "created_at": None, "updated_at": None, "config": {},
-            "active_run_id": None, "active_pipeline_id": None, "steps": steps}
+    now = datetime.now(timezone.utc)
+    return TaskRecord(id=tid, seq=1, name="demo", status=TaskStatus(status), current_step=current, progress=0.0,
+                      error_message=error, config=TaskConfig(), active_run_id=None, active_pipeline_id=None,
+                      created_at=now, updated_at=now, steps=steps)
 
 
 def test_the_task_view_says_how_far_it_got():

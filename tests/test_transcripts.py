@@ -106,11 +106,11 @@ def reviewed(client, settings, tmp_path):
 
 
 def finish_step(app, tid: str, step: str, status=RunStatus.completed) -> dict:
-    store = app.state.service.store
-    run = store.start_run(tid, step, {}, lambda rid: Path("/dev/null"))
+    lifecycle = app.state.service.lifecycle
+    run = lifecycle.start_run(tid, step, {}, lambda rid: Path("/dev/null"))
     if status != RunStatus.cancelled:
-        store.mark_running(run["id"], "test")
-    return store.finish_run(run["id"], status, result={})
+        lifecycle.mark_running(run.id, "test")
+    return lifecycle.finish_run(run.id, status, result={})
 
 
 def test_get_lists_lines_with_durations(client, reviewed):
@@ -168,11 +168,11 @@ def test_bad_edits_are_refused_by_line_and_change_nothing(client, reviewed, body
 
 def test_edit_is_refused_while_a_step_runs(client, app, reviewed):
     tid, _root, _ = reviewed
-    store = app.state.service.store
-    run = store.start_run(tid, "extract_text_features", {}, lambda rid: Path("/dev/null"))
+    lifecycle = app.state.service.lifecycle
+    run = lifecycle.start_run(tid, "extract_text_features", {}, lambda rid: Path("/dev/null"))
     r = client.put(f"/api/v1/task/{tid}/transcripts", json={"edits": [{"slice": NAMES[0], "drop": True}]})
     assert r.status_code == 409 and "running step 'extract_text_features'" in r.json()["detail"]
-    store.finish_run(run["id"], RunStatus.cancelled)
+    lifecycle.finish_run(run.id, RunStatus.cancelled)
     r = client.put(f"/api/v1/task/{tid}/transcripts", json={"edits": [{"slice": NAMES[0], "drop": True}]})
     assert r.status_code == 200
 

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from gsv_service.doctor import Doctor
 from gsv_service.pipeline import PipelineService
 from gsv_service.tasks import TaskService
+from gsv_service.view_cache import ViewCache
 
 
 # async: a plain attribute read; a `def` dependency would cost a threadpool round trip per request.
@@ -26,6 +27,13 @@ async def get_pipelines(request: Request) -> PipelineService:
 
 
 PipelinesDep = Annotated[PipelineService, Depends(get_pipelines)]
+
+
+async def get_task_views(request: Request) -> ViewCache:
+    return request.app.state.task_views
+
+
+TaskViewsDep = Annotated[ViewCache, Depends(get_task_views)]
 
 
 async def get_doctor(request: Request) -> Doctor:

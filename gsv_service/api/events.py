@@ -18,8 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 
 
 def _payload(ev: dict) -> dict:
-    return {"id": ev["id"], "type": ev["type"], "run_id": ev["run_id"], "created_at": ev["created_at"],
-            **ev["data"]}
+    return {"id": ev.id, "type": ev.type, "run_id": ev.run_id, "created_at": ev.created_at, **ev.data}
 
 
 def _start_id(last_event_id: str | None, after: int | None) -> int:
@@ -53,8 +52,8 @@ async def _sse(svc, request: Request, task_id: str | None, start: int, latest: b
 
     async def stream():
         async for ev in svc.events.follow(task_id, start, request.is_disconnected, **follow):
-            data = _payload(ev) if task_id else {"task_id": ev["task_id"], **_payload(ev)}
-            yield {"id": str(ev["id"]), "event": ev["type"], "data": orjson.dumps(data).decode()}
+            data = _payload(ev) if task_id else {"task_id": ev.task_id, **_payload(ev)}
+            yield {"id": str(ev.id), "event": ev.type, "data": orjson.dumps(data).decode()}
 
     return EventSourceResponse(stream(), ping=15)
 

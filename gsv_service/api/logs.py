@@ -15,7 +15,6 @@ from gsv_service.api.responses import errors
 from gsv_service.api.schemas import LogsOut
 from gsv_service.log_view import is_protocol, tail_text
 from gsv_service.procs import LogTail
-from gsv_service.states import ACTIVE
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
 
@@ -38,12 +37,12 @@ async def get_logs(task_id: str, svc: ServiceDep, request: Request,
     run = await asyncio.to_thread(svc.run_for_logs, task_id, run_id, step)  # off the event loop
     if run is None:
         return JSON({"logs": "", "run_id": None, "step": None, "status": None, "truncated": False})
-    path = Path(run["log_path"])
+    path = Path(run.log_path or "")
     if not follow:
         text, truncated = await asyncio.to_thread(tail_text, path, tail, tail_bytes)
-        return JSON({"logs": text, "run_id": run["id"], "step": run["step"],
-                     "status": run["status"], "truncated": truncated})
-    return StreamingResponse(_follow(svc, run["id"], path, tail, tail_bytes, request),
+        return JSON({"logs": text, "run_id": run.id, "step": run.step,
+                     "status": run.status.value, "truncated": truncated})
+    return StreamingResponse(_follow(svc, run.id, path, tail, tail_bytes, request),
                              media_type="text/plain; charset=utf-8")
 
 
@@ -53,13 +52,11 @@ async def _follow(svc, run_id: str, path: Path, tail: int | None, tail_bytes: in
     follower = await asyncio.to_thread(LogTail, path, True)
     # the tail up to where the follower starts, then exactly what comes after it
     yield (await asyncio.to_thread(tail_text, path, tail, tail_bytes, follower.offset))[0]
-    active = {s.value for s in ACTIVE}
     while True:
         chunk = await asyncio.to_thread(_new_text, follower)
         if chunk:
             yield chunk
-        run = await asyncio.to_thread(svc.store.get_run, run_id)
-        if run is None or run["status"] not in active:
+        if not await asyncio.to_thread(svc.run_active, run_id):
             rest = await asyncio.to_thread(_new_text, follower, True)
             if rest:
                 yield rest

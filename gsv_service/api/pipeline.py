@@ -9,17 +9,10 @@ from fastapi import APIRouter, Body
 from gsv_service.api import examples as ex
 from gsv_service.api.deps import JSON, PipelinesDep
 from gsv_service.api.responses import PipelineAnswer, PipelineOut, errors, ok
+from gsv_service.api.views import pipeline_view
 from gsv_service.pipeline import PipelineRequest
 
 router = APIRouter(prefix="/api/v1", tags=["pipeline"])
-
-
-def pipeline_view(rec: dict) -> dict:
-    return {"pipeline_id": rec["id"], "task_id": rec["task_id"], "status": rec["status"],
-            "steps": rec["spec"]["steps"], "parallel": rec["spec"]["parallel"],
-            "stop_after_asr_for_review": rec["spec"]["stop_after_asr_for_review"],
-            "failed_step": rec["failed_step"], "error_message": rec["error_message"],
-            "reason": rec["reason"], "created_at": rec["created_at"], "finished_at": rec["finished_at"]}
 
 
 @router.post("/task/{task_id}/run", status_code=202, response_model=PipelineAnswer,
@@ -29,7 +22,7 @@ def run_pipeline(task_id: str, pipelines: PipelinesDep,
     """Run steps from_step..to_step in the background, in dependency order. Completed steps are
     kept, failed/stale/never-run ones run; call again to resume after a failure or a restart."""
     rec = pipelines.start(task_id, body or PipelineRequest())
-    return JSON({"message": f"pipeline started: {', '.join(rec['spec']['steps'])}",
+    return JSON({"message": f"pipeline started: {', '.join(rec.spec.steps)}",
                  **pipeline_view(rec)}, status_code=202)
 
 

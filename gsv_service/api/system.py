@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import text
 
 from gsv_service import __version__
 from gsv_service.api import examples as ex
@@ -17,17 +16,6 @@ from gsv_service.steps.registry import STEPS
 from gsv_service.task_config import Language, ModelVersion, TaskConfig
 
 router = APIRouter(prefix="/api/v1", tags=["service"])
-
-
-def _store_status(svc) -> dict:
-    url = svc.store.engine.url
-    try:
-        with svc.store.engine.connect() as c:
-            c.execute(text("SELECT 1"))
-        ok = True
-    except Exception:  # the answer is the status, never a 500
-        ok = False
-    return {"backend": url.get_backend_name(), "url": url.render_as_string(hide_password=True), "ok": ok}
 
 
 def _engine_status(svc) -> dict:
@@ -49,7 +37,7 @@ def _engine_status(svc) -> dict:
     **ok(ex.HEALTH), 503: {"model": HealthOut, "description": "the database does not answer (status degraded)",
                            "content": {"application/json": {"example": ex.HEALTH_DOWN}}}})
 def health(svc: ServiceDep):
-    store = _store_status(svc)
+    store = svc.store_health()
     eng = _engine_status(svc)
     return JSON({"status": "ok" if store["ok"] else "degraded", "version": __version__, "store": store,
                  "engine": {"found": eng["found"], "root": eng["root"], "gpus": eng["gpus"],

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import soundfile as sf
 
@@ -94,7 +95,7 @@ def probe(path: Path) -> Probe:
                                              for s in streams))
 
 
-def _float(v) -> float | None:
+def _float(v: Any) -> float | None:
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -119,7 +120,7 @@ def convert(src: Path, dst: Path, sr: int = TARGET_SR, info: Probe | None = None
         if rc != 0:
             raise AudioError(f"ffmpeg could not decode it ({_first_error(err, src)})")
         try:
-            frames = sf.info(str(tmp)).frames
+            frames: int = sf.info(str(tmp)).frames
         except RuntimeError:
             frames = 0
         if frames < MIN_SECONDS * sr:

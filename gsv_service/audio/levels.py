@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -39,22 +40,24 @@ def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
     """RMS of consecutive non-overlapping frames (a short last frame is dropped)."""
     k = len(x) // frame
     if k == 0:
-        return np.sqrt(np.mean(np.square(x, dtype=np.float64), keepdims=True)) if len(x) else np.zeros(0)
+        out: np.ndarray = np.sqrt(np.mean(np.square(x, dtype=np.float64), keepdims=True)) if len(x) else np.zeros(0)
+        return out
     f = x[:k * frame].reshape(k, frame)
-    return np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float64) / frame)
+    out = np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float64) / frame)
+    return out
 
 
 def speech_frames(r: np.ndarray, floor_db: float | None = None, range_db: float = 25.0) -> np.ndarray:
     """Frames that carry speech: within range_db of the loudest frame and above the noise floor."""
     if r.size == 0 or r.max() <= 0:
         return np.zeros(r.shape, bool)
-    keep = r > r.max() * 10 ** (-range_db / 20)
+    keep: np.ndarray = r > r.max() * 10 ** (-range_db / 20)
     if floor_db is not None:
         keep &= r > 10 ** ((floor_db + 6) / 20)
     return keep
 
 
-def analyse(x: np.ndarray, sr: int) -> dict:
+def analyse(x: np.ndarray, sr: int) -> dict[str, Any]:
     """Level figures of one utterance, as the dataset report shows them."""
     n = len(x)
     if n == 0:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from gsv_service.engine import PINNED_FULL
 from gsv_service.engine_install import plan
@@ -167,7 +168,14 @@ def _timed(report: InstallReport, name: str, fn: Callable[[Phase], None], size_o
     return phase
 
 
-def _source_phase(args, state: dict) -> Callable[[Phase], None]:
+class _State(TypedDict, total=False):
+    """What the phases hand on to the next ones."""
+
+    checkout: Checkout
+    python: str             # the engine's interpreter
+
+
+def _source_phase(args: argparse.Namespace, state: _State) -> Callable[[Phase], None]:
     def run(phase: Phase) -> None:
         try:
             co: Checkout = get_checkout(args.engine_source, args.engine_dir, commit=args.engine_commit,
@@ -192,7 +200,7 @@ def _source_phase(args, state: dict) -> Callable[[Phase], None]:
     return run
 
 
-def _venv_phase(args, state: dict) -> Callable[[Phase], None]:
+def _venv_phase(args: argparse.Namespace, state: _State) -> Callable[[Phase], None]:
     from gsv_service.engine_install.engine_venv import VenvError, build_venv, venv_python
 
     def run(phase: Phase) -> None:
@@ -217,7 +225,7 @@ def _venv_phase(args, state: dict) -> Callable[[Phase], None]:
     return run
 
 
-def _models_phase(args, state: dict) -> Callable[[Phase], None]:
+def _models_phase(args: argparse.Namespace, state: _State) -> Callable[[Phase], None]:
     from gsv_service.engine_install.downloads import DownloadError, install_models
 
     def run(phase: Phase) -> None:
@@ -240,7 +248,7 @@ def _models_phase(args, state: dict) -> Callable[[Phase], None]:
     return run
 
 
-def _env_phase(args, state: dict) -> Callable[[Phase], None]:
+def _env_phase(args: argparse.Namespace, state: _State) -> Callable[[Phase], None]:
     def run(phase: Phase) -> None:
         values = {"GSV_ROOT": str(state["checkout"].root)}
         if state.get("python"):
@@ -251,7 +259,7 @@ def _env_phase(args, state: dict) -> Callable[[Phase], None]:
     return run
 
 
-def _doctor_phase(args, state: dict, report: InstallReport) -> Callable[[Phase], None]:
+def _doctor_phase(args: argparse.Namespace, state: _State, report: InstallReport) -> Callable[[Phase], None]:
     def run(phase: Phase) -> None:
         from gsv_service.doctor import Doctor, print_report
         from gsv_service.engine import load_engine
@@ -280,7 +288,7 @@ def _doctor_phase(args, state: dict, report: InstallReport) -> Callable[[Phase],
 def install(args: argparse.Namespace, report: InstallReport) -> None:
     """Run the phases in order, recording each in `report`; raises InstallError at the first that fails."""
     args.engine_dir.parent.mkdir(parents=True, exist_ok=True)
-    state: dict = {}
+    state: _State = {}
     with (args.engine_dir.parent / ".gsv-install.lock").open("w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -304,7 +312,7 @@ def install(args: argparse.Namespace, report: InstallReport) -> None:
     report.ok = True
 
 
-def _write_report(args, report: InstallReport) -> None:
+def _write_report(args: argparse.Namespace, report: InstallReport) -> None:
     path = args.report or args.engine_dir.parent / "install-report.json"
     try:
         path.write_text(json.dumps(asdict(report), indent=1) + "\n", encoding="utf-8")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from gsv_service.engine_install.plan import ModelItem
 from gsv_service.engine_install.presence import Presence, check_path, default_path, human_size
@@ -115,6 +115,7 @@ def install_models(items: Iterable[ModelItem], checkout: Path, venv: Path, *, mo
     if not todo:
         return report
     staging = checkout / STAGING
+    fetch: _LocalSource | _HubSource
     if models_from is not None:
         fetch = _LocalSource(models_from, [i for i, _ in todo])
         what = f"to copy from {models_from}"
@@ -144,7 +145,7 @@ def install_models(items: Iterable[ModelItem], checkout: Path, venv: Path, *, mo
 
 def check_disk(needs: Iterable[tuple[Path, int]]) -> None:
     """Refuse before writing when a filesystem lacks room for what goes on it, plus a margin."""
-    by_dev: dict[int, list] = {}
+    by_dev: dict[int, list[Any]] = {}  # st_dev -> [an existing folder on it, bytes needed]
     for path, n in needs:
         anchor = _existing_ancestor(path)
         by_dev.setdefault(anchor.stat().st_dev, [anchor, 0])[1] += n
@@ -254,7 +255,7 @@ class _HubSource:
         """huggingface_hub's http_get appending to the partial. It retries broken connections itself
         in some versions only (and not after an HTTP error), so try again here while bytes keep coming."""
         from huggingface_hub.file_download import http_get
-        from huggingface_hub.utils import build_hf_headers
+        from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # exported lazily
 
         for attempt in range(1, _ATTEMPTS + 1):
             have = part.stat().st_size if part.is_file() else 0
@@ -322,7 +323,7 @@ def _list_remote(endpoint: str, items: list[ModelItem]) -> dict[str, list[Remote
     return out
 
 
-def _remote(repo: str, entry) -> RemoteFile:
+def _remote(repo: str, entry: Any) -> RemoteFile:  # a huggingface_hub RepoFile
     lfs = entry.lfs
     sha = (getattr(lfs, "sha256", None) or lfs.get("sha256")) if lfs else None
     return RemoteFile(repo, entry.path, entry.size, sha)
@@ -339,7 +340,8 @@ def file_sha256(path: Path) -> str:
 @contextmanager
 def _progress_bars(show: bool) -> Iterator[None]:
     """huggingface_hub's tqdm bars, off when asked or when stderr is not a terminal."""
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import (  # type: ignore[attr-defined]  # lazily exported
+        are_progress_bars_disabled, disable_progress_bars, enable_progress_bars)
 
     if show or are_progress_bars_disabled():
         yield

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def _stamp_value(checkout: Path, choice: TorchChoice) -> str:
     return h.hexdigest()[:16]
 
 
-def _pip(python: Path, *args: str, log) -> None:
+def _pip(python: Path, *args: str, log: Callable[[str], None]) -> None:
     argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check", *args]
     log("  $ " + " ".join(argv[1:]))
     t = time.monotonic()
@@ -110,7 +111,7 @@ def index_reachable(url: str, timeout: float = 10.0) -> bool:
         return False
 
 
-def _install_torch(python: Path, choice: TorchChoice, log) -> TorchChoice:
+def _install_torch(python: Path, choice: TorchChoice, log: Callable[[str], None]) -> TorchChoice:
     if choice.index_url and not index_reachable(choice.index_url):
         log(f"  {choice.index_url} cannot be reached; taking torch {TORCH} from PyPI instead (on x86_64 "
             "Linux that is a CUDA 12.8 build, which also runs on the CPU)")
@@ -123,7 +124,7 @@ def _install_torch(python: Path, choice: TorchChoice, log) -> TorchChoice:
 
 
 def build_venv(venv: Path, checkout: Path, choice: TorchChoice, *, base_python: str | None = None,
-               log=print) -> VenvReport:
+               log: Callable[[str], None] = print) -> VenvReport:
     """Create or repair the engine venv at `venv`. Never touches any other environment."""
     python = venv_python(venv)
     base = base_python or getattr(sys, "_base_executable", None) or sys.executable

@@ -47,10 +47,11 @@ def update_env_file(path: Path, values: Mapping[str, str | None]) -> list[str]:
     for line in lines:
         m = _KEY.match(line)
         key = m[1] if m else None
-        if key in values:
-            if key in written or values[key] is None:
+        if key is not None and key in values:
+            value = values[key]
+            if key in written or value is None:
                 continue  # drop duplicates and removed keys
-            kept.append(f"{key}={_quote(values[key])}")
+            kept.append(f"{key}={_quote(value)}")
             written.add(key)
         else:
             kept.append(line)

@@ -22,7 +22,7 @@ class Presence:
     detail: str  # what was found, for people: "651.2 MB", "missing", "a Git LFS pointer", ...
 
 
-def human_size(n: int) -> str:
+def human_size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

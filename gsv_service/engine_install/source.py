@@ -12,9 +12,10 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from gsv_service.engine import PINNED_FULL
 
@@ -25,6 +26,7 @@ MARKER = ".gsv-engine.json"  # written into the checkout: where it came from, at
 REPAIR_WHEEL = "gpt-sovits-cpufast==0.1.0"
 
 How = Literal["cloned", "written from git objects", "in place", "copied", "present"]
+Log = Callable[[str], None]
 
 
 class SourceError(Exception):
@@ -42,11 +44,11 @@ class Checkout:
 
     def at(self, commit: str) -> bool:
         """Whether the checkout is at `commit` (a full or abbreviated hash)."""
-        return bool(self.commit) and self.commit.startswith(commit[:12])
+        return bool(self.commit and self.commit.startswith(commit[:12]))
 
 
 def _git(*args: str, cwd: Path | None = None, check: bool = True,
-         capture: bool = True) -> subprocess.CompletedProcess:
+         capture: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=cwd, check=check, text=True,
                           stdout=subprocess.PIPE if capture else None,
                           stderr=subprocess.PIPE if capture else None)
@@ -65,11 +67,12 @@ def _git_dir(path: Path) -> Path | None:
     return None
 
 
-def read_marker(root: Path) -> dict:
+def read_marker(root: Path) -> dict[str, Any]:
     try:
-        return json.loads((root / MARKER).read_text(encoding="utf-8"))
+        data = json.loads((root / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def checkout_commit(root: Path) -> str | None:
@@ -78,7 +81,8 @@ def checkout_commit(root: Path) -> str | None:
         r = _git("-C", str(root), "rev-parse", "HEAD", check=False)
         if r.returncode == 0:
             return r.stdout.strip()
-    return read_marker(root).get("commit")
+    commit: str | None = read_marker(root).get("commit")
+    return commit
 
 
 def blob_id(path: Path) -> str:
@@ -167,7 +171,7 @@ def _resolve_commit(git_dir: Path, commit: str) -> str:
 
 
 def repair_from_wheel(root: Path, missing: list[TreeEntry], python: str,
-                      log=print) -> tuple[list[str], list[str]]:
+                      log: Log = print) -> tuple[list[str], list[str]]:
     """Fill files a snapshot lacks from REPAIR_WHEEL (downloaded with pip, no install), keeping a
     copy only when its git blob id equals upstream's. Returns (repaired, still missing)."""
     if not missing:
@@ -209,7 +213,7 @@ def _write_marker(co: Checkout, how: str | None = None) -> None:
     (co.root / MARKER).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
-def _from_git_dir(git_dir: Path, dest: Path, source: str, commit: str, python: str, log) -> Checkout:
+def _from_git_dir(git_dir: Path, dest: Path, source: str, commit: str, python: str, log: Log) -> Checkout:
     commit = _resolve_commit(git_dir, commit)
     part = dest.with_name(dest.name + ".partial")
     shutil.rmtree(part, ignore_errors=True)
@@ -223,7 +227,7 @@ def _from_git_dir(git_dir: Path, dest: Path, source: str, commit: str, python: s
     return co
 
 
-def _clone(remote: str, dest: Path, source: str, commit: str, log) -> Checkout:
+def _clone(remote: str, dest: Path, source: str, commit: str, log: Log) -> Checkout:
     part = dest.with_name(dest.name + ".partial")
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
@@ -250,7 +254,7 @@ def _clone(remote: str, dest: Path, source: str, commit: str, log) -> Checkout:
     return co
 
 
-def _copy_folder(src: Path, dest: Path, source: str, log) -> Checkout:
+def _copy_folder(src: Path, dest: Path, source: str, log: Log) -> Checkout:
     part = dest.with_name(dest.name + ".partial")
     shutil.rmtree(part, ignore_errors=True)
     log(f"  copying {src} to {dest}")
@@ -262,7 +266,7 @@ def _copy_folder(src: Path, dest: Path, source: str, log) -> Checkout:
 
 
 def get_checkout(source: str | None, dest: Path, *, commit: str = PINNED_FULL, in_place: bool = False,
-                 python: str = "python3", log=print) -> Checkout:
+                 python: str = "python3", log: Log = print) -> Checkout:
     """Put upstream's code at `commit` into `dest` (or use `source` in place) and say how. An
     existing `dest` with a GPT_SoVITS folder is kept (its commit reported, not changed): re-runs
     repair, they do not re-fetch. A copied or in-place folder keeps the commit it has; the caller
@@ -294,7 +298,7 @@ def get_checkout(source: str | None, dest: Path, *, commit: str = PINNED_FULL, i
     return _from_git_dir(git_dir, dest, source, commit, python, log)
 
 
-def _existing(root: Path, source: str, python: str, log, how: How = "present") -> Checkout:
+def _existing(root: Path, source: str, python: str, log: Log, how: How = "present") -> Checkout:
     """A checkout already there: report its commit, and repair files missing from its tree."""
     commit = checkout_commit(root)
     marker = read_marker(root)

@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import json
 
@@ -25,7 +26,7 @@ PREFIX = "@@gsv "  # the structured-line prefix of gsv_service/jobs/protocol.py 
                    # this script runs in the engine's interpreter, which has no gsv_service)
 
 
-def emit(event: str, **fields) -> None:
+def emit(event: str, **fields: Any) -> None:
     sys.stdout.write(PREFIX + json.dumps({"event": event, **fields}, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
@@ -38,12 +39,12 @@ def _cuda() -> bool:
         return False
 
 
-def run_funasr(args) -> str:
+def run_funasr(args: argparse.Namespace) -> str:
     from tools.asr.funasr_asr import execute_asr
-    return execute_asr(args.input, args.output, "large", args.language, backend=args.backend)
+    return str(execute_asr(args.input, args.output, "large", args.language, backend=args.backend))
 
 
-def run_faster_whisper(args) -> str:
+def run_faster_whisper(args: argparse.Namespace) -> str:
     from tools.asr import fasterwhisper_asr as fw
     size = "large-v3" if args.model_size == "large" else args.model_size
     local = Path("tools/asr/models") / f"faster-whisper-{size}"
@@ -53,7 +54,7 @@ def run_faster_whisper(args) -> str:
         print("float16 needs a CUDA GPU; using float32 on this CPU", flush=True)
         precision = "float32"
     language = args.language
-    return fw.execute_asr(args.input, args.output, model_path, language, precision)
+    return str(fw.execute_asr(args.input, args.output, model_path, language, precision))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,20 +16,23 @@ Differences from inference_cli.py, each for a reason:
 - the wav goes to the exact output path, and one result line is printed for the service.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import sys
 import time
+from typing import Any
 
 PREFIX = "@@gsv "
 
 
-def emit(event, **fields):
+def emit(event: str, **fields: Any) -> None:
     sys.stdout.write(PREFIX + json.dumps({"event": event, **fields}, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 
-def load(job):
+def load(job: dict[str, Any]) -> Any:
     if job.get("sv_path"):
         import sv  # GPT_SoVITS/sv.py: SV() reads this module global when it builds the model
 
@@ -43,17 +46,17 @@ def load(job):
     return webui
 
 
-def label(webui, code):
-    by_code = {v: k for k, v in webui.dict_language.items()}
+def label(webui: Any, code: str) -> str:
+    by_code: dict[str, str] = {v: k for k, v in webui.dict_language.items()}
     if code not in by_code:
         raise SystemExit(f"language {code!r} is not supported by this model version "
                          f"(supported: {', '.join(sorted(by_code))})")
     return by_code[code]
 
 
-def main():
+def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as f:
-        job = json.load(f)
+        job: dict[str, Any] = json.load(f)
     t0 = time.time()
     webui = load(job)
     emit("progress", done=1, total=3, message="synthesising")

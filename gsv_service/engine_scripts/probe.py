@@ -12,18 +12,19 @@ import json
 import os
 import sys
 import time
+from typing import Any, Dict  # no builtin generics: any interpreter may run this
 
 PACKAGES = ("torch", "torchaudio", "torchcodec", "transformers", "gradio", "numpy", "fastapi", "nltk")
 NLTK_RESOURCES = ("taggers/averaged_perceptron_tagger_eng", "corpora/cmudict")
 GIB = 1024 ** 3
 
 
-def _error(e):
+def _error(e: BaseException) -> str:
     text = "%s: %s" % (type(e).__name__, e)
     return text.strip()[:500]
 
 
-def probe_package(name, modules):
+def probe_package(name: str, modules: Dict[str, Any]) -> Dict[str, Any]:
     sys.stderr.write("probe: importing %s\n" % name)  # the last such line names an import that hangs
     sys.stderr.flush()
     t0 = time.monotonic()
@@ -43,9 +44,9 @@ def probe_package(name, modules):
             "seconds": round(time.monotonic() - t0, 2)}
 
 
-def probe_cuda(torch):
+def probe_cuda(torch: Any) -> Dict[str, Any]:
     out = {"available": False, "devices": [], "error": None,
-           "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+           "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}  # type: Dict[str, Any]
     if torch is None:
         out["error"] = "torch is not importable"
         return out
@@ -54,7 +55,7 @@ def probe_cuda(torch):
         if not out["available"]:
             return out
         for i in range(torch.cuda.device_count()):
-            dev = {"index": i, "name": str(torch.cuda.get_device_name(i))}
+            dev = {"index": i, "name": str(torch.cuda.get_device_name(i))}  # type: Dict[str, Any]
             try:
                 free, total = torch.cuda.mem_get_info(i)
                 dev.update(total_gib=round(total / GIB, 2), free_gib=round(free / GIB, 2))
@@ -66,8 +67,8 @@ def probe_cuda(torch):
     return out
 
 
-def probe_nltk(nltk):
-    out = {"paths": [], "found": {}, "error": None}
+def probe_nltk(nltk: Any) -> Dict[str, Any]:
+    out = {"paths": [], "found": {}, "error": None}  # type: Dict[str, Any]
     if nltk is None:
         out["error"] = "nltk is not importable"
         return out
@@ -83,11 +84,11 @@ def probe_nltk(nltk):
     return out
 
 
-def main():
+def main() -> None:
     real_stdout = os.dup(1)
     os.dup2(2, 1)  # whatever the packages print (C code included) goes to stderr
     t0 = time.monotonic()
-    modules = {}
+    modules = {}  # type: Dict[str, Any]
     try:
         packages = {name: probe_package(name, modules) for name in PACKAGES}
         result = {

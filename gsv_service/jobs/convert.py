@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 from gsv_service.audio import TARGET_SR
 from gsv_service.audio.ffmpeg import AudioError, convert, probe
@@ -29,7 +30,7 @@ def output_names(names: list[str]) -> dict[str, str]:
     return {n: (f"{Path(n).stem}.wav" if stems[Path(n).stem] == 1 else f"{n}.wav") for n in names}
 
 
-def _one(src: Path, dst: Path) -> dict:
+def _one(src: Path, dst: Path) -> dict[str, Any]:
     info = probe(src)
     duration = convert(src, dst, TARGET_SR, info)
     return {"file": src.name, "converted": dst.name, "duration": round(duration, 3),

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 PREFIX = "@@gsv "
 
 
-def emit(event: str, **fields) -> None:
+def emit(event: str, **fields: Any) -> None:
     sys.stdout.write(PREFIX + json.dumps({"event": event, **fields}, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 
-def parse(line: str) -> dict | None:
+def parse(line: str) -> dict[str, Any] | None:
     """The event in a log line, or None for ordinary output."""
     if not line.startswith(PREFIX):
         return None

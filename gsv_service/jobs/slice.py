@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from gsv_service.audio.levels import read_mono, write_pcm16
 from gsv_service.audio.slicer import SlicerConfig, find_segments, normalise
@@ -22,12 +23,13 @@ CUT_KEYS = ("threshold", "min_length", "min_interval", "hop_size", "max_sil_kept
 
 def source_names(src: Path) -> dict[str, str]:
     try:
-        return json.loads((src / SOURCES_FILE).read_text(encoding="utf-8"))
+        names: dict[str, str] = json.loads((src / SOURCES_FILE).read_text(encoding="utf-8"))
+        return names
     except (OSError, ValueError):
         return {}
 
 
-def slice_file(path: Path, source: str, dst: Path, cfg: dict) -> list[float]:
+def slice_file(path: Path, source: str, dst: Path, cfg: dict[str, Any]) -> list[float]:
     """Write the slices of one recording; return their durations (seconds)."""
     x, sr = read_mono(path)
     segs = find_segments(x, SlicerConfig(sr=sr, **{k: cfg[k] for k in CUT_KEYS}))

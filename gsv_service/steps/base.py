@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,7 +26,7 @@ PROGRESS_WRITE_INTERVAL_S = 0.5
 class StepFailed(Exception):
     """A step ends in failure with a message a person can act on."""
 
-    def __init__(self, message: str, reason: Reason = Reason.error, result: dict | None = None):
+    def __init__(self, message: str, reason: Reason = Reason.error, result: dict[str, Any] | None = None):
         super().__init__(message)
         self.reason = reason
         self.result = result
@@ -40,7 +40,7 @@ class RunRecorder(Protocol):
     """Where a running step's progress and process groups are recorded (the store)."""
 
     def set_progress(self, run_id: str, fraction: float, message: str | None = None,
-                     metrics: dict | None = None) -> None: ...
+                     metrics: dict[str, Any] | None = None) -> None: ...
 
     def set_pgids(self, run_id: str, pgids: list[int]) -> None: ...
 
@@ -69,7 +69,7 @@ class RunContext:
     leases: list[str] = field(default_factory=list)            # "gpu:0", "cpu:0", ... held while it runs
     events: LogFollowers | None = None
     _last_progress_write: float = 0.0
-    _unwritten: tuple | None = None
+    _unwritten: tuple[float, str | None, dict[str, Any] | None] | None = None
 
     # ---- reporting ----
     def log(self, message: str) -> None:
@@ -77,7 +77,7 @@ class RunContext:
         with open(self.log_path, "a", encoding="utf-8") as f:
             f.write(f"[service] {message}\n")
 
-    def progress(self, fraction: float, message: str | None = None, metrics: dict | None = None,
+    def progress(self, fraction: float, message: str | None = None, metrics: dict[str, Any] | None = None,
                  force: bool = False) -> None:
         """Report progress; writes are throttled, the latest one is kept for flush_progress()."""
         now = time.monotonic()
@@ -90,7 +90,8 @@ class RunContext:
 
     def flush_progress(self) -> None:
         if self._unwritten is not None:
-            self.progress(*self._unwritten, force=True)
+            fraction, message, metrics = self._unwritten
+            self.progress(fraction, message, metrics, force=True)
 
     @property
     def gpu_ids(self) -> list[str]:
@@ -192,26 +193,29 @@ class EngineUse:
     alternative: str   # "use method 'spectral' (built in)"
 
 
+P = TypeVar("P", bound=StepParams)
+
+
 @dataclass(frozen=True)
-class StepSpec:
-    """Everything the service needs to know about one step."""
+class StepSpec(Generic[P]):
+    """Everything the service needs to know about one step (P: its params model)."""
 
     name: str
     title: str
     description: str
-    params: type[StepParams]
+    params: type[P]
     inputs: tuple[str, ...]                 # artifacts that must be present
     outputs: tuple[str, ...]
-    execute: Callable[[RunContext, StepParams], dict]
+    execute: Callable[[RunContext, P], dict[str, Any]]
     optional_inputs: tuple[str, ...] = ()   # read when present (e.g. denoised over sliced)
     needs_engine: bool = False
     # For a step that needs the engine only with some params (ASR methods, FRCRN): why these params
     # need it, or None. Checked at submit (424 without an engine).
-    engine_use: Callable[[StepParams, Workspace], EngineUse | None] | None = None
+    engine_use: Callable[[P, Workspace], EngineUse | None] | None = None
     # Checked at submit of the step on its own, after its inputs: raises a ServiceError (409) when
     # these params would throw away work of the user's (asr_transcribe and transcript edits). It
     # gets the task's steps ({name: {"status": ...}}); the step checks again when it runs.
-    precheck: Callable[[StepParams, Workspace, dict], None] | None = None
+    precheck: Callable[[P, Workspace, Mapping[str, str]], None] | None = None  # statuses
     needs_gpu: bool = False
     # What an engine step reads besides its inputs, checked before it starts (gsv_service/preflight.py):
     # pretrained items by the model plan's roles (bert, cnhubert, sv, s2G, s2D, s1, g2pw, nltk,
@@ -227,7 +231,7 @@ class StepSpec:
     def all_inputs(self) -> tuple[str, ...]:
         return self.inputs + self.optional_inputs + self.pro_inputs
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "name": self.name, "title": self.title, "description": self.description,
             "needs_engine": self.needs_engine, "needs_gpu": self.needs_gpu,
@@ -240,7 +244,10 @@ class StepSpec:
         }
 
 
-def _artifact_doc(key: str) -> dict:
+AnyStep = StepSpec[Any]  # a step whose params model does not matter to the caller
+
+
+def _artifact_doc(key: str) -> dict[str, Any]:
     a = ARTIFACTS[key]
     return {"name": key, "description": a.description, "produced_by": a.produced_by}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 from gsv_service.procs import tail_bytes
 from gsv_service.steps.base import RunContext, StepFailed, audio_source
@@ -37,10 +39,13 @@ def _read_parts(exp: Path, pattern: str, parts: int, what: str, log_path: Path) 
     return lines
 
 
-def merge_text(ctx: RunContext, parts: int) -> set[str]:
-    """2-name2text-{i}.txt -> 2-name2text.txt (webui.py open1a); the item names in it."""
+def merge_text(ctx: RunContext, parts: int, exclude: AbstractSet[str] = frozenset()) -> set[str]:
+    """2-name2text-{i}.txt -> 2-name2text.txt (webui.py open1a); the item names in it.
+    `exclude`: items left out whatever the engine made of them (a blank text: upstream's English
+    front-end writes it with no phones, which training cannot use; others raise)."""
     exp = ctx.workspace.exp_dir
-    opt = _read_parts(exp, "2-name2text-{}.txt", parts, "text features", ctx.log_path)
+    opt = [ln for ln in _read_parts(exp, "2-name2text-{}.txt", parts, "text features", ctx.log_path)
+           if ln.split("\t", 1)[0] not in exclude]
     (exp / "2-name2text.txt").write_text("\n".join(opt) + "\n", encoding="utf-8")
     for i in range(parts):
         (exp / f"2-name2text-{i}.txt").unlink()
@@ -85,10 +90,10 @@ def _reason(ctx: RunContext, it: ec.Item, exc: str | None, log: str, what: str) 
     return data or exc or "the engine wrote nothing for it and printed no error"
 
 
-def verify(ctx: RunContext, out: Outcome, allow_dropped: bool) -> dict:
+def verify(ctx: RunContext, out: Outcome, allow_dropped: bool) -> dict[str, Any]:
     names = [it.name for it in out.expected]
     made = sum(1 for n in names if n in out.got)
-    result: dict = {"items": made, "expected": len(names), "output": out.output}
+    result: dict[str, Any] = {"items": made, "expected": len(names), "output": out.output}
     dropped = [it for it in out.expected if it.name not in out.got]
     if not dropped:
         return result

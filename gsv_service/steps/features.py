@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -110,20 +111,20 @@ def _launch(ctx: RunContext, params: FeatureParams, stage: Stage, expected: list
     return len(cmds)
 
 
-def _finish(ctx: RunContext, params: FeatureParams, outcome: Outcome) -> dict:
+def _finish(ctx: RunContext, params: FeatureParams, outcome: Outcome) -> dict[str, Any]:
     result = verify(ctx, outcome, params.allow_dropped)
     ctx.progress(1.0, f"{outcome.what}: {result['items']} items", force=True)
     return result
 
 
-def run_text(ctx: RunContext, params: FeatureParams) -> dict:
+def run_text(ctx: RunContext, params: FeatureParams) -> dict[str, Any]:
     _, items = ec.task_transcript(ctx)
     parts = _launch(ctx, params, STAGES["text"], items)
-    got = merge_text(ctx, parts)
+    got = merge_text(ctx, parts, exclude={it.name for it in items if not it.text.strip()})
     return _finish(ctx, params, Outcome("text features", items, got, "2-name2text.txt"))
 
 
-def run_hubert(ctx: RunContext, params: FeatureParams) -> dict:
+def run_hubert(ctx: RunContext, params: FeatureParams) -> dict[str, Any]:
     _, items = ec.task_transcript(ctx)
     _launch(ctx, params, STAGES["hubert"], items)
     exp = ctx.workspace.exp_dir
@@ -131,7 +132,7 @@ def run_hubert(ctx: RunContext, params: FeatureParams) -> dict:
     return _finish(ctx, params, Outcome("HuBERT features", items, got, "4-cnhubert/"))
 
 
-def run_sv(ctx: RunContext, params: FeatureParams) -> dict:
+def run_sv(ctx: RunContext, params: FeatureParams) -> dict[str, Any]:
     cfg = ec.task_config(ctx)
     if cfg.model_version not in PRO_VERSIONS:
         ctx.progress(1.0, f"not needed for {cfg.model_version}", force=True)
@@ -149,7 +150,7 @@ def run_sv(ctx: RunContext, params: FeatureParams) -> dict:
     return _finish(ctx, params, Outcome("speaker vectors", items, got, "7-sv_cn/"))
 
 
-def run_semantic(ctx: RunContext, params: SemanticParams) -> dict:
+def run_semantic(ctx: RunContext, params: SemanticParams) -> dict[str, Any]:
     _, items = ec.task_transcript(ctx)
     exp = ctx.workspace.exp_dir
     have = names_in(exp / "4-cnhubert", ".pt")

@@ -7,7 +7,9 @@ code (the module inference_cli.py drives), writing output/{output_name}.wav.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import soundfile as sf
 from pydantic import Field
@@ -64,7 +66,8 @@ def _weight(ctx: RunContext, kind: str, name: str | None) -> Path:
 
 def _duration(path: Path) -> float:
     try:
-        return sf.info(str(path)).duration
+        duration: float = sf.info(str(path)).duration
+        return duration
     except (RuntimeError, OSError):
         return 0.0
 
@@ -90,12 +93,12 @@ def _reference(ctx: RunContext, p: InferenceParams, cfg: TaskConfig) -> tuple[Pa
         lo, hi = REF_SECONDS
         item = next((it for it in usable if lo <= _duration(folder / it.name) <= hi), usable[0])
         name = item.name
-    text = p.ref_text or item.text
+    text = p.ref_text or (item.text if item else "")  # no item: ref_text was given
     lang = p.ref_language or (LIST_LANG.get(item.language.lower()) if item else None) or cfg.language
     return folder / name, text, lang
 
 
-def _on_line(ctx: RunContext, result: dict):
+def _on_line(ctx: RunContext, result: dict[str, Any]) -> Callable[[str], None]:
     def on_line(line: str) -> None:
         ev = protocol.parse(line)
         if ev and ev["event"] == "progress":
@@ -105,7 +108,7 @@ def _on_line(ctx: RunContext, result: dict):
     return on_line
 
 
-def _token_poll(ctx: RunContext):
+def _token_poll(ctx: RunContext) -> Callable[[], None]:
     """The GPT's decoding bar (tqdm, up to its token limit): the long part on a CPU."""
     reader = SegmentReader(ctx.log_path)
     reader.offset = ctx.log_path.stat().st_size if ctx.log_path.exists() else 0
@@ -120,7 +123,7 @@ def _token_poll(ctx: RunContext):
     return poll
 
 
-def run_inference(ctx: RunContext, p: InferenceParams) -> dict:
+def run_inference(ctx: RunContext, p: InferenceParams) -> dict[str, Any]:
     engine, cfg = ec.engine_of(ctx), ec.task_config(ctx)
     plan = ec.plan_of(ctx, cfg, p.is_half)
     ec.check_models(engine.required_models("infer", cfg.model_version))
@@ -144,7 +147,7 @@ def run_inference(ctx: RunContext, p: InferenceParams) -> dict:
                       "cnhubert_base_path": str(engine.pretrained("cnhubert")),
                       "version": cfg.model_version, "is_half": str(plan.is_half),
                       "_CUDA_VISIBLE_DEVICES": plan.visible(0)})
-    result: dict = {}
+    result: dict[str, Any] = {}
     codes = ctx.run([Command([engine.python, "-s", str(INFER_SCRIPT), str(job_path)], cwd=engine.root,
                              env=env, label="inference")], on_line=_on_line(ctx, result),
                     poll=_token_poll(ctx))

@@ -14,9 +14,10 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -26,8 +27,8 @@ from gsv_service.jobs.protocol import parse
 from gsv_service.procs import Command
 from gsv_service.steps.base import EngineUse, RunContext, StepFailed, StepParams, StepSpec, audio_source
 from gsv_service.states import Reason
-from gsv_service.workspace import denoise_completed
-from gsv_service.steps.engine_common import fail_exit_codes, with_traceback
+from gsv_service.workspace import Workspace, denoise_completed
+from gsv_service.steps.engine_common import engine_of, fail_exit_codes, with_traceback
 from gsv_service.task_config import Language
 from gsv_service import transcript_edits as ted
 from gsv_service import transcripts as tr
@@ -58,7 +59,7 @@ class SliceParams(StepParams):
     model_config = {"populate_by_name": True, "extra": "forbid"}
 
     @model_validator(mode="after")
-    def _order(self):
+    def _order(self) -> SliceParams:
         if not self.min_length >= self.min_interval >= self.hop_size:
             raise ValueError("need min_length >= min_interval >= hop_size (as the web UI's slicer)")
         if self.max_sil_kept < self.hop_size:
@@ -97,7 +98,7 @@ class AsrParams(StepParams):
 
 # ---------- shared plumbing ----------
 
-def _job(module: str, *args, label: str = "") -> Command:
+def _job(module: str, *args: object, label: str = "") -> Command:
     """Our own child job, run by the service's interpreter, one BLAS thread each."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
@@ -109,10 +110,10 @@ def _job(module: str, *args, label: str = "") -> Command:
 @dataclass
 class _Events:
     total: int
-    done: dict = field(default_factory=dict)
-    errors: list = field(default_factory=list)
-    items: list = field(default_factory=list)
-    results: list = field(default_factory=list)
+    done: dict[int, int] = field(default_factory=dict)               # part -> items done
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _run(ctx: RunContext, commands: list[Command], total: int, what: str) -> _Events:
@@ -158,7 +159,7 @@ class _Staged:
         self.tmp.rename(self.final)
         shutil.rmtree(old, ignore_errors=True)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -170,7 +171,7 @@ def _names(items: list[str]) -> list[str]:
     return items[:MAX_NAMES] + ([f"... and {len(items) - MAX_NAMES} more"] if len(items) > MAX_NAMES else [])
 
 
-def _errors_text(errors: list[dict], limit: int = 8) -> str:
+def _errors_text(errors: list[dict[str, Any]], limit: int = 8) -> str:
     shown = "; ".join(f"{e['item']}: {e['error']}" for e in errors[:limit])
     return shown + (f"; and {len(errors) - limit} more" if len(errors) > limit else "")
 
@@ -181,7 +182,7 @@ def _shards(workers: int | None, n: int) -> int:
 
 # ---------- 1. convert ----------
 
-def convert_audio(ctx: RunContext, p: ConvertParams) -> dict:
+def convert_audio(ctx: RunContext, p: ConvertParams) -> dict[str, Any]:
     src = ctx.workspace.root / "input_audio"
     uploads = sorted(f for f in src.iterdir() if f.is_file() and not f.name.startswith("."))
     if not uploads:
@@ -191,7 +192,7 @@ def convert_audio(ctx: RunContext, p: ConvertParams) -> dict:
         ev = _run(ctx, [_job("convert", "--src", src, "--dst", st.tmp, "--workers",
                              _shards(p.workers, len(uploads)))], len(uploads), "conversion")
         files = sorted(ev.items, key=lambda i: i["file"])
-        result = {"converted": len(files), "failed": len(ev.errors), "uploads": len(uploads),
+        result: dict[str, Any] = {"converted": len(files), "failed": len(ev.errors), "uploads": len(uploads),
                   "seconds": round(sum(i["duration"] for i in files), 3), "sample_rate": 32000,
                   "files": files[:MAX_NAMES], "errors": ev.errors[:MAX_NAMES]}
         if not files:
@@ -204,7 +205,7 @@ def convert_audio(ctx: RunContext, p: ConvertParams) -> dict:
 
 # ---------- 2. slice ----------
 
-def slice_audio(ctx: RunContext, p: SliceParams) -> dict:
+def slice_audio(ctx: RunContext, p: SliceParams) -> dict[str, Any]:
     src = ctx.workspace.root / "converted_wav"
     files = _wavs(src)
     if not files:
@@ -220,7 +221,7 @@ def slice_audio(ctx: RunContext, p: SliceParams) -> dict:
         mins = [r["min"] for r in ev.results if r["min"] is not None]
         maxs = [r["max"] for r in ev.results if r["max"] is not None]
         seconds = round(sum(r["seconds"] for r in ev.results), 3)
-        result = {"slices": count, "files": len(files), "seconds": seconds,
+        result: dict[str, Any] = {"slices": count, "files": len(files), "seconds": seconds,
                   "min_seconds": min(mins) if mins else None, "max_seconds": max(maxs) if maxs else None,
                   "mean_seconds": round(seconds / count, 3) if count else None,
                   "errors": ev.errors[:MAX_NAMES]}
@@ -244,7 +245,7 @@ def frcrn_missing(engine: Engine | None) -> str | None:
     return None
 
 
-def denoise_audio(ctx: RunContext, p: DenoiseParams) -> dict:
+def denoise_audio(ctx: RunContext, p: DenoiseParams) -> dict[str, Any]:
     src = ctx.workspace.root / "sliced"
     files = _wavs(src)
     if not files:
@@ -263,7 +264,7 @@ def denoise_audio(ctx: RunContext, p: DenoiseParams) -> dict:
                          p.strength, "--part", i, "--parts", n) for i in range(n)]
             errors = _run(ctx, cmds, len(files), f"{method} denoise").errors
         done = len(_wavs(st.tmp))
-        result = {"method": method, "requested": p.method, "files": done, "failed": len(errors),
+        result: dict[str, Any] = {"method": method, "requested": p.method, "files": done, "failed": len(errors),
                   "errors": errors[:MAX_NAMES]}
         if method == "frcrn":
             result["note"] = "FRCRN writes 16 kHz audio; the feature steps resample it to 32 kHz"
@@ -273,8 +274,8 @@ def denoise_audio(ctx: RunContext, p: DenoiseParams) -> dict:
     return result
 
 
-def _frcrn(ctx: RunContext, p: DenoiseParams, src: Path, dst: Path, files: list[Path]) -> list[dict]:
-    engine: Engine = ctx.engine
+def _frcrn(ctx: RunContext, p: DenoiseParams, src: Path, dst: Path, files: list[Path]) -> list[dict[str, Any]]:
+    engine = engine_of(ctx)  # there: frcrn_missing() said so
     cmd = Command(engine.argv("denoise", "-i", str(src), "-o", str(dst), "-p", p.precision),
                   cwd=engine.root, env=engine.env(), label="FRCRN")
 
@@ -287,7 +288,7 @@ def _frcrn(ctx: RunContext, p: DenoiseParams, src: Path, dst: Path, files: list[
             for f in files if f.name not in made]
 
 
-def denoise_engine_use(p: DenoiseParams, ws) -> EngineUse | None:
+def denoise_engine_use(p: DenoiseParams, ws: Workspace) -> EngineUse | None:
     if p.method == "frcrn":
         return EngineUse("method 'frcrn'", "use method 'spectral' (built in)")
     return None
@@ -300,7 +301,7 @@ PROVIDED_HINT = ("upload transcripts (a .list, or one .txt per slice named after
                  "method 'provided'")
 
 
-def resolve_asr_method(method: str, ws) -> str:
+def resolve_asr_method(method: str, ws: Workspace) -> str:
     """'auto' is 'provided' when transcripts were uploaded, else 'funasr'."""
     if method != "auto":
         return method
@@ -308,7 +309,7 @@ def resolve_asr_method(method: str, ws) -> str:
     return "provided" if provided or provided.problems else "funasr"
 
 
-def asr_engine_use(p: AsrParams, ws) -> EngineUse | None:
+def asr_engine_use(p: AsrParams, ws: Workspace) -> EngineUse | None:
     method = resolve_asr_method(p.method, ws)
     if method not in ENGINE_ASR:
         return None
@@ -316,7 +317,7 @@ def asr_engine_use(p: AsrParams, ws) -> EngineUse | None:
     return EngineUse(how, PROVIDED_HINT)
 
 
-def asr_transcribe(ctx: RunContext, p: AsrParams) -> dict:
+def asr_transcribe(ctx: RunContext, p: AsrParams) -> dict[str, Any]:
     ws, cfg = ctx.workspace, ctx.config
     language = p.language or cfg.language
     speaker = cfg.speaker
@@ -335,12 +336,13 @@ def asr_transcribe(ctx: RunContext, p: AsrParams) -> dict:
     return _engine_asr(ctx, p, method, slices, speaker, language, source)
 
 
-def _provided(ctx, p: AsrParams, slices, provided, speaker, language, source) -> dict:
+def _provided(ctx: RunContext, p: AsrParams, slices: list[Path], provided: tr.Provided, speaker: str,
+              language: str, source: Path) -> dict[str, Any]:
     if not provided:
         raise StepFailed("no usable transcripts in input_transcripts/: "
                          + ("; ".join(provided.problems[:5]) or "upload a .list file or .txt files"))
     m = tr.map_provided(slices, provided, speaker, language)
-    result = {"method": "provided", "source": source.name, "lines": len(m.lines), "slices": len(slices),
+    result: dict[str, Any] = {"method": "provided", "source": source.name, "lines": len(m.lines), "slices": len(slices),
               "missing": _names(m.missing), "extra": _names(m.extra), "empty": _names(m.empty),
               "matched_by_time": dict(list(m.nearby.items())[:MAX_NAMES]), "problems": m.problems[:MAX_NAMES]}
     if not m.lines:
@@ -350,14 +352,15 @@ def _provided(ctx, p: AsrParams, slices, provided, speaker, language, source) ->
     return _save_transcript(ctx, p, m.lines, slices, speaker, result)
 
 
-def _engine_asr(ctx, p: AsrParams, method, slices, speaker, language, source) -> dict:
-    engine: Engine = ctx.engine
+def _engine_asr(ctx: RunContext, p: AsrParams, method: str, slices: list[Path], speaker: str, language: str,
+                source: Path) -> dict[str, Any]:
+    engine = engine_of(ctx)  # there: asr_transcribe() checked
     lang = tr.engine_language(language)
     if method == "funasr" and p.backend == "paraformer" and lang not in ("zh", "yue"):
         raise StepFailed(f"the paraformer backend transcribes zh and yue only, not {language}; use "
                          "backend fun-asr-nano or sensevoice")
     names = {s.name for s in slices}
-    done = set()
+    done: set[str] = set()
 
     def on_line(line: str) -> None:
         name = line.strip()
@@ -385,7 +388,7 @@ def _engine_asr(ctx, p: AsrParams, method, slices, speaker, language, source) ->
     finally:
         shutil.rmtree(out, ignore_errors=True)
     m = tr.map_engine_lines(lines, slices, speaker, language)
-    result = {"method": method, "backend": p.backend if method == "funasr" else None,
+    result: dict[str, Any] = {"method": method, "backend": p.backend if method == "funasr" else None,
               "model_size": p.model_size if method == "faster_whisper" else None, "source": source.name,
               "language": language, "lines": len(m.lines), "slices": len(slices),
               "skipped_by_engine": _names(m.missing), "empty": _names(m.empty),
@@ -396,7 +399,8 @@ def _engine_asr(ctx, p: AsrParams, method, slices, speaker, language, source) ->
     return _save_transcript(ctx, p, m.lines, slices, speaker, result)
 
 
-def _edits_for(ws, task_id: str, p: AsrParams, slices: list[Path]) -> tuple[dict, str | None, dict]:
+def _edits_for(ws: Workspace, task_id: str, p: AsrParams,
+               slices: list[Path]) -> tuple[dict[str, ted.Edit], str | None, dict[str, Any]]:
     """The transcript edits to re-apply ({} with overwrite_edits), and why they cannot be (some
     are for slices that no longer exist, or the file is damaged) with the details, or None."""
     if p.overwrite_edits:
@@ -412,22 +416,22 @@ def _edits_for(ws, task_id: str, p: AsrParams, slices: list[Path]) -> tuple[dict
     return edits, None, {}
 
 
-def _kept_edits(ctx: RunContext, p: AsrParams, slices: list[Path]) -> dict:
+def _kept_edits(ctx: RunContext, p: AsrParams, slices: list[Path]) -> dict[str, ted.Edit]:
     edits, why, details = _edits_for(ctx.workspace, ctx.task_id, p, slices)
     if why:
         raise StepFailed(why, result=details)
     return edits
 
 
-def asr_precheck(p: AsrParams, ws, steps: dict) -> None:
+def asr_precheck(p: AsrParams, ws: Workspace, statuses: Mapping[str, str]) -> None:
     """409 at submit when the kept transcript edits cannot be re-applied (see _edits_for)."""
-    _edits, why, details = _edits_for(ws, ws.root.name, p, _wavs(ws.utterances_dir(denoise_completed(steps))))
+    _edits, why, details = _edits_for(ws, ws.root.name, p, _wavs(ws.utterances_dir(denoise_completed(statuses))))
     if why:
         raise Conflict(why, **details)
 
 
-def _save_transcript(ctx: RunContext, p: AsrParams, lines: list, slices: list[Path], speaker: str,
-                     result: dict) -> dict:
+def _save_transcript(ctx: RunContext, p: AsrParams, lines: list[tr.Line], slices: list[Path], speaker: str,
+                     result: dict[str, Any]) -> dict[str, Any]:
     """Write the transcript with the kept edits on top (or discard them: overwrite_edits)."""
     edits = _kept_edits(ctx, p, slices)
     final = ted.reapply(lines, edits, slices, speaker)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from gsv_service.steps import features, inference, prep, training
-from gsv_service.steps.base import StepSpec
+from gsv_service.steps.base import AnyStep
 
-STEPS: tuple[StepSpec, ...] = (
+STEPS: tuple[AnyStep, ...] = (
     prep.CONVERT, prep.SLICE, prep.DENOISE, prep.ASR,
     features.TEXT, features.AUDIO, features.SPEAKER, features.SEMANTIC,
     training.SOVITS, training.GPT,
     inference.INFERENCE,
 )
-BY_NAME: dict[str, StepSpec] = {s.name: s for s in STEPS}
+BY_NAME: dict[str, AnyStep] = {s.name: s for s in STEPS}
 STEP_NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)
 WEIGHTS: dict[str, float] = {s.name: s.weight for s in STEPS}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gsv_service.steps.base import RunContext, StepFailed, StepParams, StepSpec
+from gsv_service.steps.base import AnyStep, RunContext, StepFailed, StepParams
 
 Result = dict[str, Any]
 
@@ -124,7 +124,7 @@ def summarise(step: str, result: Result | None) -> str | None:
         return None
 
 
-def execute_summarised(spec: StepSpec, ctx: RunContext, params: StepParams) -> Result:
+def execute_summarised(spec: AnyStep, ctx: RunContext, params: StepParams) -> Result:
     """Run the step; its run's message then summarises the result (also of a failure that has one)."""
     try:
         result = spec.execute(ctx, params)

@@ -21,8 +21,11 @@ LANGS = {"ZH": "zh", "zh": "zh", "JP": "ja", "jp": "ja", "JA": "ja", "ja": "ja",
 
 
 def clean_text(text, lan):
-    """Fake G2P: one phone per non-space character; empty text fails as a real front-end would."""
+    """Fake G2P: one phone per non-space character. Blank text, as upstream: the English
+    front-end returns no phones (the line is written with an empty phone column), the others raise."""
     chars = [c for c in text if not c.isspace()]
+    if not chars and lan == "en":
+        return [], [], ""
     if not chars:
         raise ValueError("double: no phones for empty text")
     return ["%s%d" % (lan, ord(c) % 97) for c in chars], [1] * len(chars), "".join(chars)

@@ -13,6 +13,7 @@ import threading
 import httpx
 
 from gsv_service.events import emit
+from gsv_service.records import PipelineRecord, RunRecord
 
 log = logging.getLogger("gsv_service.webhooks")
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -29,14 +30,14 @@ class Webhooks:
         self._thread.start()
 
     # ---- hooks ----
-    def run_finished(self, run: dict | None) -> None:
+    def run_finished(self, run: RunRecord | None) -> None:
         """A manual step run ended: the task's status is now that run's."""
         if run and not run.pipeline_id and run.status in ("completed", "failed"):
             self._enqueue(run.task_id, {"event": f"step.{run.status.value}", "step": run.step,
                                         "run_id": run.id, "status": run.status.value,
                                         "error_message": run.error_message, "reason": run.reason})
 
-    def pipeline_finished(self, rec: dict) -> None:
+    def pipeline_finished(self, rec: PipelineRecord) -> None:
         if rec.status in ("completed", "failed", "cancelled", "awaiting_review"):
             self._enqueue(rec.task_id, {"event": f"pipeline.{rec.status.value}", "pipeline_id": rec.id,
                                         "status": rec.status.value, "failed_step": rec.failed_step,

@@ -7,7 +7,8 @@ Servers, one after another (each started alone, measured, stopped; a quiet pause
   2. the original service (lesliegaga/GPT-SoVITS 6130ac4, its training_service.py serving tasks
      from an in-memory dict) when `--original DIR` names a folder holding its training_service.py
      and training_steps.py; it hard-codes its base folder, which is created for the run and
-     removed afterwards (only what the bench created);
+     removed afterwards (only what the bench created); run at --log-level warning by default, so
+     that like ours it writes no access-log line per request (info: as shipped);
   3. the ceiling: bench/ceiling_app.py, a minimal FastAPI app answering the same JSON body as ours
      from an in-memory dict, served by uvicorn with ours' settings.
 For each, after a 2 s warm-up:
@@ -237,7 +238,8 @@ def measure(srv, path: str, args, client: str, pause_ms: int, seconds: float, et
 # ---------- the original service (lesliegaga/GPT-SoVITS 6130ac4, training_service.py) ----------
 class OriginalServer(CommandServer):
     """The original training_service.py from `folder` (with its training_steps.py), run by its own
-    __main__ (uvicorn defaults: uvloop + httptools when installed, access log on at --log-level info).
+    __main__ (uvicorn defaults: uvloop + httptools when installed; access log on, written at --log-level
+    info, filtered out at warning).
     Its TrainingService hard-codes base_dir = Path("/Users/..."), mkdirs base_dir/api_tasks (no
     parents) at import: the base folder is created here for the run and removed afterwards, as far
     as this run created it."""
@@ -330,6 +332,70 @@ def bench_one(label: str, srv, args, task_id: str | None = None, etag_phase: boo
     return res
 
 
+def run_round(args, extra: list[str]) -> dict[str, dict]:
+    """ours, then the original (if at hand), then the ceiling: each started alone and stopped."""
+    results: dict[str, dict] = {}
+    with Server(db_url_from(args), args.log_level, extra, args.service_root) as srv:
+        results["ours"] = bench_one("ours", srv, args, etag_phase=True)
+    ours_body = results["ours"].pop("_body")
+    if args.original:
+        time.sleep(args.gap_s)
+        with OriginalServer(args.original, args.original_python, args.original_log_level,
+                            args.original_base) as srv:
+            results["original"] = bench_one("original", srv, args)
+        results["original"].pop("_body")
+        results["original"]["base_folder"] = str(srv.base)
+    if not args.no_ceiling:
+        time.sleep(args.gap_s)
+        tid = results["ours"]["task_id"]
+        with tempfile.TemporaryDirectory(prefix="gsv-bench-ceiling-") as d:
+            tasks = Path(d) / "tasks.json"
+            tasks.write_bytes(json.dumps({tid: json.loads(ours_body)}).encode())
+            with ceiling_server(tasks, args.log_level) as srv:
+                results["ceiling"] = bench_one("ceiling", srv, args, task_id=tid)
+        results["ceiling"]["same_body_as_ours"] = results["ceiling"].pop("_body") == ours_body
+    return results
+
+
+def aggregate(rounds: list[dict[str, dict]]) -> dict[str, dict]:
+    """One round: as measured. Several: per server and phase the median of each figure (errors
+    summed, max latency the largest), every round's figures kept under "rounds"."""
+    if len(rounds) == 1:
+        return rounds[0]
+    import statistics
+    out: dict[str, dict] = {}
+    for key in rounds[0]:
+        runs = [r[key] for r in rounds]
+        agg = {k: v for k, v in runs[0].items() if k not in ("paced", "unpaced", "unpaced_304")}
+        for phase in ("paced", "unpaced", "unpaced_304"):
+            if phase not in runs[0]:
+                continue
+            if runs[0][phase] is None:
+                agg[phase] = None
+                continue
+            ph = [r[phase] for r in runs]
+            m = {}
+            for field, v in ph[0].items():
+                vals = [x[field] for x in ph]
+                if field == "errors":
+                    m[field] = sum(vals)
+                elif field == "max_ms":
+                    m[field] = max(vals)
+                elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                    m[field] = round(statistics.median(vals), 3 if field.endswith("_ms") else 1)
+                else:
+                    m[field] = v
+            m["rps_rounds"] = [x["rps"] for x in ph]
+            m["p99_ms_rounds"] = [x["p99_ms"] for x in ph]
+            agg[phase] = m
+        agg["same_body_as_ours"] = all(r.get("same_body_as_ours", True) for r in runs)
+        if key != "ceiling":
+            agg.pop("same_body_as_ours")
+        agg["rounds"] = runs
+        out[key] = agg
+    return out
+
+
 def _ratio(a, b) -> str:
     return f"x{a / b:.2f}" if a and b else "-"
 
@@ -351,39 +417,30 @@ def main(argv=None) -> int:
                         "(lesliegaga/GPT-SoVITS 6130ac4; default $GSV_BENCH_ORIGINAL); absent: not run")
     p.add_argument("--original-python", default=sys.executable,
                    help="interpreter for the original (needs fastapi, uvicorn, python-multipart; default this one)")
-    p.add_argument("--original-log-level", default="info",
-                   help="the original's --log-level (default info, as its start_service.sh; its uvicorn then "
-                        "writes an access-log line per request, as shipped)")
+    p.add_argument("--original-log-level", default="warning",
+                   help="the original's --log-level. Default warning: no access-log line per request, like ours "
+                        "(whose access log is off by default); info = as shipped (its start_service.sh), where "
+                        "its uvicorn logs every request")
     p.add_argument("--original-base", default=None,
                    help="its hard-coded base folder (default: read from its training_service.py)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the minimal FastAPI app")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat ours, original, ceiling this many times; figures are the medians (default 1)")
     p.add_argument("--gap-s", type=float, default=3, help="quiet pause between servers (default 3 s)")
     p.add_argument("--p99-tolerance", type=float, default=10,
                    help="ours' paced p99 may exceed the original's by this %% (default 10)")
     add_server_args(p)
     args = p.parse_args(argv)
 
-    results: dict[str, dict] = {}
     extra = list(args.server_arg) + (["--workers", str(args.server_workers)] if args.server_workers != 1 else [])
-    with Server(db_url_from(args), args.log_level, extra, args.service_root) as srv:
-        results["ours"] = bench_one("ours", srv, args, etag_phase=True)
-    ours_body = results["ours"].pop("_body")
-    if args.original:
-        time.sleep(args.gap_s)
-        with OriginalServer(args.original, args.original_python, args.original_log_level,
-                            args.original_base) as srv:
-            results["original"] = bench_one("original", srv, args)
-        results["original"].pop("_body")
-        results["original"]["base_folder"] = str(Path(args.original_base or srv.base))
-    if not args.no_ceiling:
-        time.sleep(args.gap_s)
-        tid = results["ours"]["task_id"]
-        with tempfile.TemporaryDirectory(prefix="gsv-bench-ceiling-") as d:
-            tasks = Path(d) / "tasks.json"
-            tasks.write_bytes(json.dumps({tid: json.loads(ours_body)}).encode())
-            with ceiling_server(tasks, args.log_level) as srv:
-                results["ceiling"] = bench_one("ceiling", srv, args, task_id=tid)
-        results["ceiling"]["same_body_as_ours"] = results["ceiling"].pop("_body") == ours_body
+    rounds: list[dict[str, dict]] = []
+    for i in range(args.rounds):
+        if i:
+            time.sleep(args.gap_s)
+        if args.rounds > 1:
+            print(f"round {i + 1} of {args.rounds}", file=sys.stderr)
+        rounds.append(run_round(args, extra))
+    results = aggregate(rounds)
 
     ncpu = os.cpu_count()
     ours, orig, ceil = results["ours"], results.get("original"), results.get("ceiling")
@@ -405,7 +462,8 @@ def main(argv=None) -> int:
     passed = all(checks.values())
 
     summary = {"benchmark": "poll", "db": "postgres" if (args.db == "postgres" or args.db_url) else "sqlite",
-               "clients": args.clients, "pause_ms": args.pause_ms, "seconds": args.seconds, "cpus": ncpu,
+               "clients": args.clients, "pause_ms": args.pause_ms, "seconds": args.seconds, "rounds": args.rounds,
+               "cpus": ncpu,
                "paced_client": args.paced_client, "unpaced_client": args.unpaced_client,
                "original": args.original, "original_log_level": args.original_log_level if orig else None,
                # kept for older readers: ours' phases at the top level
@@ -423,6 +481,13 @@ def main(argv=None) -> int:
     def p99(r):
         return r["paced"]["p99_ms"] if r else None
 
+    def spread(ph: dict, field: str) -> str:
+        """The figure; with several rounds the median and (lowest-highest)."""
+        if not ph:
+            return "-"
+        each = ph.get(f"{field}_rounds")
+        return f"{ph[field]} ({min(each)}-{max(each)})" if each else f"{ph[field]}"
+
     labels = {"ours": "ours (SQLite)" if summary["db"] == "sqlite" else "ours (PostgreSQL)",
               "original": "original (dict)", "ceiling": "ceiling (minimal FastAPI, dict)"}
     head = ["server", "no pause req/s", "paced p50 / p99 / max ms", "paced req/s", "errors",
@@ -430,8 +495,8 @@ def main(argv=None) -> int:
     table = []
     for key, r in results.items():
         u = r["unpaced"] or {}
-        table.append([labels[key], f"{u.get('rps', '-')}",
-                      f"{r['paced']['p50_ms']} / {r['paced']['p99_ms']} / {r['paced']['max_ms']}",
+        table.append([labels[key], spread(u, "rps"),
+                      f"{r['paced']['p50_ms']} / {spread(r['paced'], 'p99_ms')} / {r['paced']['max_ms']}",
                       f"{r['paced']['rps']}", f"{r['paced']['errors'] + u.get('errors', 0)}",
                       f"{_ratio(rps(r), rps(orig))}, {_ratio(p99(r), p99(orig))}" if orig else "-",
                       f"{_ratio(rps(r), rps(ceil))}, {_ratio(p99(r), p99(ceil))}" if ceil else "-",
@@ -439,11 +504,12 @@ def main(argv=None) -> int:
                       f"{r['paced']['other_cpu_pct']} / {u.get('other_cpu_pct', '-')}"])
         if "unpaced_304" in r:
             e = r["unpaced_304"]
-            table.append(["ours, If-None-Match (304)", f"{e['rps']}", "-", "-", f"{e['errors']}",
+            table.append(["ours, If-None-Match (304)", spread(e, "rps"), "-", "-", f"{e['errors']}",
                           _ratio(e["rps"], rps(orig)) if orig else "-", _ratio(e["rps"], rps(ceil)) if ceil else "-",
                           f"{e['server_cpu_us_per_request']}", f"- / {e['other_cpu_pct']}"])
     widths = [max(len(str(row[i])) for row in table + [head]) for i in range(len(head))]
-    print(f"\npoll benchmark: {args.clients} keep-alive clients, {args.seconds:g} s a phase, {ncpu} cores; "
+    print(f"\npoll benchmark: {args.clients} keep-alive clients, {args.seconds:g} s a phase, {ncpu} cores, "
+          f"{args.rounds} round(s){' (medians)' if args.rounds > 1 else ''}; "
           f"paced ~{args.clients * 1000 // (args.pause_ms or 1)}/s offered ({args.paced_client}), "
           f"no pause ({args.unpaced_client})")
     for row in [head] + table:

@@ -13,6 +13,7 @@ The library keeps the original client's method names, signatures and return shap
 the JSON; errors raised as exceptions carrying the API's `detail`), and adds run_pipeline, events
 (the Server-Sent Events stream, resumed with Last-Event-ID when it drops), upload_folder and
 download_models. Ctrl-C during a run cancels the task on the server. Needs httpx; tqdm for bars.
+A service with API keys: set GSV_API_KEY (or pass api_key=) and every request sends it.
 """
 
 from __future__ import annotations
@@ -134,11 +135,13 @@ class GPTSoVITSClient:
     """The service's API as methods. Errors raise APIError (an Exception with `detail`)."""
 
     def __init__(self, base_url: str = "http://localhost:8000", *, timeout: float = 120.0,
-                 poll_interval: float = 5.0, verbose: bool = True):
+                 poll_interval: float = 5.0, verbose: bool = True, api_key: Optional[str] = None):
         self.base_url = base_url.rstrip("/")
         self.api_base = f"{self.base_url}/api/v1"
         self.poll_interval, self.verbose = poll_interval, verbose
-        self.http = httpx.Client(base_url=self.api_base, timeout=httpx.Timeout(timeout, connect=10))
+        key = api_key or os.environ.get("GSV_API_KEY")  # a service with API keys (README: Security)
+        self.http = httpx.Client(base_url=self.api_base, timeout=httpx.Timeout(timeout, connect=10),
+                                 headers={"Authorization": f"Bearer {key}"} if key else None)
 
     def close(self) -> None:
         self.http.close()

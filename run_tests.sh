@@ -7,5 +7,6 @@ cd "$(dirname "$0")"
 source ./scripts_common.sh
 ensure_system_tools ffmpeg espeak-ng chromium
 ensure_venv requirements-dev.txt
-"$VENV/bin/ruff" check -q gsv_service tools
+"$VENV/bin/ruff" check -q gsv_service tools || exit 1
+"$VENV/bin/mypy" gsv_service || exit 1   # --strict (pyproject.toml)
 exec "$VENV/bin/python" -m pytest -q "$@"

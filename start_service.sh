@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up (first run: the service's venv, ffmpeg, and the GPT-SoVITS engine) and start the training service.
 #   ./start_service.sh [-H HOST] [-p PORT] [-w WORKERS] [-m development|production] [-l LEVEL] [--daemon] [--access-log]
+#                      [--insecure (a non-loopback HOST without any API key)]
 #                      [--no-engine | --engine-only | --doctor] [engine installer options]
 cd "$(dirname "$0")"
 source ./scripts_common.sh
 
-HOST=0.0.0.0 PORT=8000 WORKERS=1 MODE=development LEVEL=info DAEMON=0 EXTRA=() ENGINE=auto INSTALL_ARGS=()
+HOST=127.0.0.1 PORT=8000 WORKERS=1 MODE=development LEVEL=info DAEMON=0 EXTRA=() INSECURE=() ENGINE=auto INSTALL_ARGS=()
 usage() {
-  sed -n '2,4p' "$0"
+  sed -n '2,5p' "$0"
   cat <<'USAGE'
   --no-engine     start without installing or checking the engine (audio steps and provided transcripts only;
                   also GSV_NO_ENGINE=1)
@@ -28,6 +29,7 @@ while [[ $# -gt 0 ]]; do
     -l|--log) LEVEL="$2"; shift 2 ;;
     --daemon) DAEMON=1; shift ;;
     --access-log) EXTRA+=(--access-log); shift ;;
+    --insecure) EXTRA+=(--insecure); INSECURE=(--insecure); shift ;;
     --no-engine) ENGINE=skip; shift ;;
     --engine-only) ENGINE=only; shift ;;
     --doctor) ENGINE=doctor; shift ;;
@@ -66,6 +68,8 @@ if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
   echo "already running (pid $(cat "$PIDFILE")); stop it with ./stop_service.sh" >&2; exit 1
 fi
 
+# Beyond loopback without an API key: refuse here, where the message is seen (also with --daemon).
+"$VENV/bin/python" -m gsv_service.auth.bind "$HOST" "${INSECURE[@]}" || exit 2
 CMD=("$VENV/bin/python" training_service.py --host "$HOST" --port "$PORT" --workers "$WORKERS" --log-level "$LEVEL" "${EXTRA[@]}")
 echo "GPT-SoVITS training service on http://$HOST:$PORT (Swagger UI: /docs), mode $MODE, $WORKERS worker(s)"
 if [[ $DAEMON -eq 1 ]]; then

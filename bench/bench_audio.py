@@ -160,7 +160,8 @@ def main() -> None:
     noisy = write(work / "noisy.wav", add_noise(x, 20, seed=11), sr)
     secs = speech.duration
     settings = Settings(_env_file=None, task_root=work / "tasks", log_dir=work / "logs",
-                        sqlite_path=work / "db.sqlite", engine_root=None, engine_python=None, gpus="")
+                        sqlite_path=work / "db.sqlite", engine_root=None, engine_python=None, gpus="",
+                        trusted_hosts="testserver")  # the TestClient's Host header
     busy = wait_for_quiet(args.quiet_pct) if args.quiet_pct > 0 else None
     res: dict = {"audio_seconds": round(secs, 1), "cpu": args.cpu, "other_load_pct_before": busy}
     with TestClient(create_app(settings)) as c:

@@ -7,6 +7,7 @@ import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from gsv_service.errors import BadRequest, NotFound, ServiceError
 from gsv_service.workspace import PathRejected, Workspace, safe_name
@@ -16,16 +17,16 @@ LISTED_FOLDERS = ("input_audio", "input_transcripts", "converted_wav", "sliced",
 MAX_LISTED = 10_000
 
 
-def _entry(p: Path, root: Path) -> dict:
+def _entry(p: Path, root: Path) -> dict[str, Any]:
     st = p.stat()
     return {"name": p.name, "path": p.relative_to(root).as_posix(), "size": st.st_size,
             "modified": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat()}
 
 
-def list_files(ws: Workspace, folder: str | None = None) -> dict[str, list[dict]]:
+def list_files(ws: Workspace, folder: str | None = None) -> dict[str, list[dict[str, Any]]]:
     if folder is not None and folder not in LISTED_FOLDERS:
         raise BadRequest(f"unknown folder {folder[:40]!r}; folders are: {', '.join(LISTED_FOLDERS)}")
-    out: dict[str, list[dict]] = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for name in ([folder] if folder else LISTED_FOLDERS):
         d = ws.root / name
         if not d.is_dir():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -33,11 +33,12 @@ class Task(Base):
     current_step: Mapped[str | None] = mapped_column(String(40))
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     error_message: Mapped[str | None] = mapped_column(Text)
-    config: Mapped[dict] = mapped_column(JSON)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
     # The run that owns the task right now; set with a conditional UPDATE so that two
     # concurrent requests (or two worker processes) can never both start a step.
     active_run_id: Mapped[str | None] = mapped_column(String(36))
     active_pipeline_id: Mapped[str | None] = mapped_column(String(36))  # a pipeline owns the task
+    owner_key_id: Mapped[str | None] = mapped_column(String(36), index=True)  # api_keys.id; NULL: made with no keys
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -63,19 +64,19 @@ class StepRun(Base):
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     step: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(20))
-    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # fraction in [0, 1]
     message: Mapped[str | None] = mapped_column(Text)
-    metrics: Mapped[dict | None] = mapped_column(JSON)    # epoch/step/losses while training
-    result: Mapped[dict | None] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)    # epoch/step/losses while training
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error_message: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(String(40))
     log_path: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(String(80))  # "pid:start_time" of the service process
-    pgids: Mapped[list | None] = mapped_column(JSON)        # process groups of live children
+    pgids: Mapped[list[int] | None] = mapped_column(JSON)        # process groups of live children
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     pipeline_id: Mapped[str | None] = mapped_column(String(36))
-    resources: Mapped[dict | None] = mapped_column(JSON)   # {"gpus": [...]} or {"cpu_slots": 1}
+    resources: Mapped[dict[str, Any] | None] = mapped_column(JSON)   # {"gpus": [...]} or {"cpu_slots": 1}
     seq: Mapped[int | None] = mapped_column(Integer, unique=True)  # submission order: the GPU queue's
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -93,7 +94,7 @@ class Event(Base):
     task_id: Mapped[str] = mapped_column(String(36))
     run_id: Mapped[str | None] = mapped_column(String(36))
     type: Mapped[str] = mapped_column(String(20))
-    data: Mapped[dict] = mapped_column(JSON)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -136,7 +137,7 @@ class Pipeline(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(20))
-    spec: Mapped[dict] = mapped_column(JSON)          # steps, steps_params, stop_after_asr_for_review
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)          # steps, steps_params, stop_after_asr_for_review
     failed_step: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(String(40))
@@ -144,3 +145,49 @@ class Pipeline(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored (keys are 256 random bits, so a plain hash cannot be
+    reversed by guessing); `prefix` is its first characters, shown to tell keys apart."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    scope: Mapped[str] = mapped_column(String(10))  # read | run | admin
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    """One webhook POST to make, kept until it is delivered or given up (survives restarts)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # also the X-GSV-Delivery header
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    destination: Mapped[str] = mapped_column(String(300))  # host:port; one request in flight per destination
+    event: Mapped[str] = mapped_column(String(40))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(20))  # delivered | rejected | no_answer | refused
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookSecret(Base):
+    """The key a task's webhook bodies are signed with (HMAC needs it in clear; shown to the user once)."""
+
+    __tablename__ = "webhook_secrets"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import psutil
 from pydantic import BaseModel, Field
 
-from gsv_service import asr_models
+from gsv_service import asr_models, model_names
 from gsv_service.engine import INSTALL_COMMAND, VERSIONS, Engine, gpu_memory, visible_gpus
 from gsv_service.settings import Settings
 from gsv_service.steps.prep import ENGINE_ASR, frcrn_missing
@@ -121,6 +121,9 @@ class Options(BaseModel):
     languages: list[LanguageOption]
     asr_methods: list[MethodOption] = Field(..., description="asr_transcribe's method param")
     denoise_methods: list[MethodOption] = Field(..., description="denoise_audio's method param")
+    pretrained_models: list[str] = Field(default_factory=list, description="names the model params "
+                                         "(pretrained_s2G, pretrained_s2D, pretrained_s1) accept: "
+                                         "files in the pretrained folder")
 
 
 # ---------- training settings ----------
@@ -250,4 +253,5 @@ def options(settings: Settings, engine: Engine | None) -> Options:
         device=device, default_version=TaskConfig().model_version,
         versions=[version_options(v, gpu_gib, ram, engine, status) for v in VERSIONS],
         languages=languages(list(VERSIONS)), asr_methods=asr_methods(engine),
-        denoise_methods=denoise_methods(engine))
+        denoise_methods=denoise_methods(engine),
+        pretrained_models=model_names.available(model_names.pretrained_root(settings, engine)))

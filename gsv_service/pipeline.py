@@ -95,6 +95,8 @@ class PipelineService:
         plan = [s for s in STEP_NAMES[i0:i1 + 1]
                 if s != "denoise_audio" or cfg.denoise or s in req.steps_params or s == req.from_step]
         parsed = {name: self.tasks.parse_params(BY_NAME[name], req.steps_params.get(name)) for name in plan}
+        for name in plan:
+            self.tasks.check_params(BY_NAME[name], parsed[name], task)
         blocked = [(name, e) for name in plan if (e := self._engine_problem(task, name, parsed[name]))]
         if blocked:
             raise self._unreachable(task, req, cfg, blocked)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gsv_service import doctor_checks as dc
+from gsv_service import model_names
 from gsv_service.doctor_checks import Check
 from gsv_service.engine import Engine
 from gsv_service.engine_install import plan
@@ -87,7 +88,7 @@ class Preflight:
                 continue
             item = plan.BY_KEY[key]
             given = getattr(params, f"pretrained_{role}", None) if role in OVERRIDABLE else None
-            path = Path(given).expanduser().resolve() if given else dc.item_path(engine, item)
+            path = _given_path(engine, given, role) if given else dc.item_path(engine, item)
             wanted.append((item, path, f"params.pretrained_{role}" if given else None))
         bad = [(item, pres, field) for item, path, field in wanted if not (pres := check_path(item, path)).ok]
         if not bad:
@@ -98,6 +99,15 @@ class Preflight:
             "give the step a path on the server that holds the weights, or leave the param out to use " \
             "the version's pretrained file"
         return dc.check(f"pretrained_{version}", "fail", text, fix)
+
+
+def _given_path(engine: Engine, value: str, role: str) -> Path:
+    """A model param, resolved inside the pretrained folder (model_names; checked at submit). One
+    that is not there reads as missing, without saying where it pointed."""
+    try:
+        return model_names.resolve(engine.pretrained_root, value, f"pretrained_{role}")
+    except model_names.ModelNameRejected:
+        return engine.pretrained_root / "(no such model)"
 
 
 def _describe(item: plan.ModelItem, pres: Presence, field: str | None) -> str:

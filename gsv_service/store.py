@@ -124,12 +124,13 @@ class Store:
             return False
 
     # ---------- tasks ----------
-    def create_task(self, name: str, config: dict[str, Any]) -> TaskRecord:
+    def create_task(self, name: str, config: dict[str, Any], owner: str | None = None) -> TaskRecord:
+        """owner: the API key that creates it (None while the service has no keys)."""
         task_id, now = str(uuid.uuid4()), utcnow()
         with self.db.begin() as c:
             c.execute(insert(_T).values(
                 id=task_id, seq=take_number(c, "task_seq"), name=name, status=TaskStatus.created.value,
-                progress=0.0, config=config, created_at=now, updated_at=now))
+                progress=0.0, config=config, owner_key_id=owner, created_at=now, updated_at=now))
             c.execute(insert(_S), [dict(task_id=task_id, step=s, status=RunStatus.pending.value,
                                         updated_at=now) for s in self.step_names])
         task = self.get_task(task_id)
@@ -151,8 +152,9 @@ class Store:
         return {m["step"]: step_state(m) for m in rows}
 
     def list_tasks(self, status: str | None, limit: int, offset: int,
-                   newest_first: bool = False) -> tuple[list[TaskRecord], int]:
+                   newest_first: bool = False, owner: str | None = None) -> tuple[list[TaskRecord], int]:
         where = [_T.c.status == status] if status else []
+        where += [_T.c.owner_key_id == owner] if owner else []  # owner: only that API key's tasks
         order = _T.c.seq.desc() if newest_first else _T.c.seq
         with self._reads.connect() as c:
             total = c.execute(select(func.count()).select_from(_T).where(*where)).scalar() or 0
@@ -163,6 +165,12 @@ class Store:
                 for s in c.execute(_STEPS_OF.where(_S.c.task_id.in_(ids))).mappings():
                     by_task[s["task_id"]].append(s)
         return [task_record(m, self._ordered(by_task[m["id"]])) for m in rows], int(total)
+
+    def task_owner(self, task_id: str) -> tuple[bool, str | None]:
+        """(exists, the API key id that owns it) of a task: the access check on every task route."""
+        with self._reads.connect() as c:
+            found = c.execute(select(_T.c.owner_key_id).where(_T.c.id == task_id)).first()
+        return (found is not None, found[0] if found else None)
 
     def delete_task(self, task_id: str) -> None:
         with self.db.begin() as c:

@@ -20,6 +20,11 @@ Language = Literal["zh", "en", "ja", "ko", "yue", "auto", "auto_yue", "all_zh", 
 ModelVersion = Literal["v1", "v2", "v2Pro", "v2ProPlus"]
 GPU_ID_RE = re.compile(r"^\d{1,3}(-\d{1,3}){0,15}$")
 EXP_NAME_RE = re.compile(r"^[A-Za-z0-9_\-\u4e00-\u9fff][A-Za-z0-9_.\-\u4e00-\u9fff]{0,63}$")
+# The speaker column of every .list line: letters of any script, digits, '_', '.', '-' and inner
+# spaces; never '|' or a line break, which would split or add lines. Always used with fullmatch
+# (a `$` with match() also matches before a trailing newline).
+SPEAKER_RE = re.compile(r"\w(?:[\w .\-]{0,62}[\w.\-])?")
+WEBHOOK_URL_RE = re.compile(r"https?://[^\s/]+(/\S*)?")
 
 
 class TaskConfig(BaseModel):
@@ -40,6 +45,10 @@ class TaskConfig(BaseModel):
                         "extraction runs one shard per id")
     text_low_lr_rate: float = Field(0.4, gt=0, le=1, description="SoVITS text-encoder learning-rate factor")
     if_save_latest: bool = Field(True, description="keep only the latest resume checkpoint")
+    keep_resume_checkpoints: int = Field(1, ge=0, le=1000, description="after a training step "
+                                         "completes, keep this many of its newest resume checkpoints "
+                                         "(SoVITS G_/D_ pairs, GPT ckpt files; 0 = none, so the next "
+                                         "run cannot resume); trained weights are never pruned")
     if_save_every_weights: bool = Field(True, description="write usable weights at every save")
     if_dpo: bool = Field(False, description="GPT DPO training (slower, needs more memory)")
     is_half: bool | None = Field(None, description="half precision; default: on with CUDA GPUs only")
@@ -58,23 +67,31 @@ class TaskConfig(BaseModel):
     @field_validator("exp_name")
     @classmethod
     def _exp_name(cls, v: str) -> str:
-        if not EXP_NAME_RE.match(v) or v in (".", ".."):
+        if not EXP_NAME_RE.fullmatch(v) or v in (".", ".."):
             raise ValueError("exp_name must be 1-64 letters, digits, '_', '-' or '.', not starting "
                              "with '.'")
+        return v
+
+    @field_validator("speaker_name")
+    @classmethod
+    def _speaker_name(cls, v: str | None) -> str | None:
+        if v and not SPEAKER_RE.fullmatch(v):  # "" (like null): the exp_name
+            raise ValueError("speaker_name must be 1-64 letters, digits, '_', '-', '.' or inner spaces "
+                             "(it is a column of the .list transcript: no '|' or line break)")
         return v
 
     @field_validator("webhook_url")
     @classmethod
     def _webhook(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", v):
+        if v is not None and not WEBHOOK_URL_RE.fullmatch(v):  # fullmatch: no trailing newline
             raise ValueError("webhook_url must be an http:// or https:// URL")
         return v
 
     @field_validator("gpu_id", mode="before")
     @classmethod
-    def _gpu_id(cls, v) -> str:
+    def _gpu_id(cls, v: object) -> str:
         v = str(v).strip().replace(",", "-")
-        if not GPU_ID_RE.match(v):
+        if not GPU_ID_RE.fullmatch(v):
             raise ValueError('gpu_id must be GPU numbers joined by "-", e.g. "0" or "0-1"')
         return v
 
@@ -113,8 +130,9 @@ def languages_of(version: str) -> tuple[str, ...]:
     return VERSION_LANGUAGES.get(version, LANGUAGES)
 
 
-def _default(field: str):
-    return TaskConfig.model_fields[field].default
+def _default(field: str) -> int | float:
+    value: int | float = TaskConfig.model_fields[field].default
+    return value
 
 
 def webui_ranges(version: str) -> dict[str, WebUIRange]:
@@ -152,4 +170,5 @@ def webui_batch_sizes(version: str, gpu_gib: list[float] | None, ram_gib: float)
 
 
 def _batch_max() -> int:
-    return next(m.le for m in TaskConfig.model_fields["batch_size"].metadata if hasattr(m, "le"))
+    le: int = next(m.le for m in TaskConfig.model_fields["batch_size"].metadata if hasattr(m, "le"))
+    return le

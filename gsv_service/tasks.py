@@ -14,10 +14,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from gsv_service import model_names
+from gsv_service.device_limits import DeviceLimit, check_gpu_id, check_step_procs
 from gsv_service.engine import INSTALL_COMMAND, Engine, EngineUnavailable, require_engine, visible_gpus
 from gsv_service.errors import BadRequest, Conflict, DependencyMissing, NotFound, Unprocessable
 from gsv_service.events import EventLog
 from gsv_service.lifecycle import Lifecycle, TaskBusy
+from gsv_service.model_names import ModelNameRejected
 from gsv_service.preflight import Preflight
 from gsv_service.records import RunRecord, TaskRecord
 from gsv_service.runner import LocalRunner
@@ -53,8 +56,9 @@ class TaskService:
         self.events = EventLog(store.db)
 
     # ---------- tasks ----------
-    def create(self, name: str, config: TaskConfig) -> TaskRecord:
-        task = self.store.create_task(name, config.model_dump())
+    def create(self, name: str, config: TaskConfig, owner: str | None = None) -> TaskRecord:
+        self.check_devices(config)
+        task = self.store.create_task(name, config.model_dump(), owner=owner)
         self.workspace(task).ensure("input_audio", "logs")
         return task
 
@@ -68,9 +72,10 @@ class TaskService:
             raise NotFound(f"task {task_id!r} not found; list tasks with GET /api/v1/tasks")
         return task
 
-    def list_tasks(self, status: str | None, limit: int, offset: int,
-                   newest_first: bool = False) -> tuple[list[TaskRecord], int]:
-        return self.store.list_tasks(status, limit, offset, newest_first)
+    def list_tasks(self, status: str | None, limit: int, offset: int, newest_first: bool = False,
+                   owner: str | None = None) -> tuple[list[TaskRecord], int]:
+        """owner: only that API key's tasks (None: all)."""
+        return self.store.list_tasks(status, limit, offset, newest_first, owner=owner)
 
     def workspace(self, task: TaskRecord) -> Workspace:
         return task_workspace(self.task_root, task.id, task.config.exp_name)
@@ -143,6 +148,7 @@ class TaskService:
         spec = self.step_spec(step)
         task = self.get(task_id)
         parsed = self.parse_params(spec, params)
+        self.check_params(spec, parsed, task)
         self.check_engine(spec, parsed, task)
         self.check_engine_use(spec, parsed, task)
         if task.active_pipeline_id:
@@ -175,6 +181,28 @@ class TaskService:
                                     f"and none is configured: {use.alternative}, or install the engine "
                                     f"with {INSTALL_COMMAND} and restart the service", step=spec.name,
                                     needs_engine_for=use.reason, install_command=INSTALL_COMMAND)
+
+    def check_devices(self, config: TaskConfig) -> None:
+        """422 at creation for a gpu_id this service cannot honour (device_limits)."""
+        try:
+            check_gpu_id(config.gpu_ids, self.settings)
+        except DeviceLimit as e:
+            raise Unprocessable(f"config.gpu_id: {e}") from None
+
+    def check_params(self, spec: AnyStep, parsed: StepParams, task: TaskRecord) -> None:
+        """422 at submit for what only this service can judge: model params must name files in its
+        pretrained folder (model_names), and the engine processes a step starts must fit its GPUs
+        or CPU (device_limits)."""
+        try:
+            model_names.check_params(parsed, model_names.pretrained_root(self.settings, self.engine))
+        except ModelNameRejected as e:
+            raise Unprocessable(f"params of {spec.name}.{e}") from None
+        parts = getattr(parsed, "parts_per_gpu", None)
+        if parts is not None:
+            try:
+                check_step_procs(len(task.config.gpu_ids), parts, self.settings)
+            except DeviceLimit as e:
+                raise Unprocessable(f"params of {spec.name}.parts_per_gpu: {e}") from None
 
     def resources_for(self, spec: AnyStep, cfg: TaskConfig) -> dict[str, list[str] | int] | None:
         gpus = visible_gpus(self.settings)

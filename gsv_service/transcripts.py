@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
 _LATIN = re.compile(r"[A-Za-z]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class TranscriptError(ValueError):
@@ -75,9 +77,11 @@ def check_text(text: str, where: str) -> str:
     if "|" in text or "\n" in text or "\r" in text:
         raise TranscriptError(f"{where}: the text may not contain '|' or a line break (the .list "
                               "format separates fields with '|')")
-    text = " ".join(text.split())
+    text = " ".join(text.split())  # every other line separator (\v, \f, \x85, \u2028...) is whitespace
     if not text:
         raise TranscriptError(f"{where}: the text is empty; to leave a slice out, drop it instead")
+    if _CONTROL.search(text):
+        raise TranscriptError(f"{where}: the text contains a control character; send plain text")
     return text
 
 
@@ -174,7 +178,7 @@ class Mapping:
     problems: list[str]
 
 
-def _only_slice_of_each_recording(slice_names) -> dict[str, str]:
+def _only_slice_of_each_recording(slice_names: Iterable[str]) -> dict[str, str]:
     """Recording stem -> its slice, for recordings cut into exactly one slice: a transcript named
     after such a recording (reading.txt beside reading.wav) is that slice's."""
     by_source: dict[str, list[str]] = {}
@@ -235,11 +239,11 @@ def map_engine_lines(lines: list[Line], slices: list[Path], speaker: str, task_l
     by_name = {p.name: p for p in slices}
     texts: dict[str, Line] = {}
     extra, problems = [], []
-    for line in lines:
-        if line.name in by_name:
-            texts[line.name] = line
+    for given in lines:
+        if given.name in by_name:
+            texts[given.name] = given
         else:
-            extra.append(line.name)
+            extra.append(given.name)
     out, missing, empty = [], [], []
     for name in sorted(by_name):
         line = texts.get(name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -51,35 +52,39 @@ def etag_of(body: bytes) -> str:
 
 
 class ViewCache:
-    """key -> (version, body, etag), least recently used out first."""
+    """key -> (version, expiry, body, etag), least recently used out first."""
 
-    def __init__(self, version: StoreVersion, size: int = 1024):
+    def __init__(self, version: StoreVersion, size: int = 1024,
+                 clock: Callable[[], float] = time.monotonic):
         self.version = version
         self.size = size
-        self._entries: OrderedDict[str, tuple[int, bytes, str]] = OrderedDict()
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[int, float, bytes, str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def cached(self, key: str) -> tuple[bytes, str] | None:
-        """The answer for `key` if the store has not changed since it was built."""
+        """The answer for `key` if the store has not changed since it was built (and it is not
+        older than the max_age it was built with)."""
         v = self.version.read()
         if v is None:
             return None
         with self._lock:
             hit = self._entries.get(key)
-            if hit is None or hit[0] != v:
+            if hit is None or hit[0] != v or self._clock() >= hit[1]:
                 return None
             self._entries.move_to_end(key)
-            return hit[1], hit[2]
+            return hit[2], hit[3]
 
-    def build(self, key: str, make: Callable[[], bytes]) -> tuple[bytes, str]:
+    def build(self, key: str, make: Callable[[], bytes], max_age: float = float("inf")) -> tuple[bytes, str]:
         """Build the answer and keep it under the version read before building: a write that
-        lands meanwhile moves the version, so the next read builds again."""
+        lands meanwhile moves the version, so the next read builds again. max_age bounds how long
+        a part the database does not hold (a folder's size) may be served from here."""
         v = self.version.read()
         body = make()
         etag = etag_of(body)
         if v is not None:
             with self._lock:
-                self._entries[key] = (v, body, etag)
+                self._entries[key] = (v, self._clock() + max_age, body, etag)
                 self._entries.move_to_end(key)
                 while len(self._entries) > self.size:
                     self._entries.popitem(last=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_NAME = 200
+MAX_NAME_BYTES = 255  # what file systems hold in one path component (UTF-8 bytes, not characters)
 MAX_REL_PATH = 1024
 
 AUDIO_EXTS = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".webm", ".3gp",
@@ -49,6 +50,9 @@ def safe_name(name: str, what: str = "file name") -> str:
         raise PathRejected(f"{what} {name!r} has no usable base name")
     if len(base) > MAX_NAME:
         raise PathRejected(f"{what} is {len(base)} characters long; the limit is {MAX_NAME}")
+    if len(base.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise PathRejected(f"{what} is {len(base.encode('utf-8', 'surrogatepass'))} bytes long in UTF-8; "
+                           f"the limit is {MAX_NAME_BYTES} bytes: shorten it")
     _check_chars(base, what)
     if base.startswith("."):
         raise PathRejected(f"{what} {base!r} starts with a dot; hidden files are not accepted")

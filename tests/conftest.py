@@ -38,7 +38,7 @@ def reset_postgres(url: str) -> None:
     from sqlalchemy import create_engine, text
     eng = create_engine(url)
     with eng.begin() as c:
-        c.execute(text("DROP TABLE IF EXISTS counters, events, leases, scheduler_lock, pipelines, step_runs, task_steps, tasks, alembic_version CASCADE"))
+        c.execute(text("DROP TABLE IF EXISTS api_keys, webhook_deliveries, webhook_secrets, counters, events, leases, scheduler_lock, pipelines, step_runs, task_steps, tasks, alembic_version CASCADE"))
     eng.dispose()
 
 
@@ -53,7 +53,8 @@ def db_url(request, tmp_path) -> str | None:
 def make_settings(tmp_path: Path, db_url: str | None = None, **over) -> Settings:
     values = dict(task_root=tmp_path / "api_tasks", log_dir=tmp_path / "logs",
                   sqlite_path=tmp_path / "service.db", database_url=db_url, kill_grace_s=2.0,
-                  engine_root=None, engine_python=None, gpus="")
+                  engine_root=None, engine_python=None, gpus="",
+                  trusted_hosts="localhost,127.0.0.1,::1,testserver")  # TestClient's Host is "testserver"
     values.update(over)
     return Settings(_env_file=None, **values)
 
@@ -175,7 +176,6 @@ def submit_run(settings, store, runner, execute, step: str = "train_sovits", res
                invalidates: list[str] | None = None):
     """Record a queued run of a fresh task and hand `execute(ctx)` to the runner."""
     from gsv_service.steps.base import RunContext
-    from gsv_service.task_config import TaskConfig
     from gsv_service.workspace import task_workspace
 
     task = store.create_task("t", {"exp_name": "x"})

@@ -164,7 +164,8 @@ def test_webhook_is_retried_and_delivered(tmp_path, recording):
     port = free_port()
     hook = HTTPServer(("127.0.0.1", port), _Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
-    srv = LiveServer(server_env(tmp_path), tmp_path).start()
+    # loopback is refused unless allow-listed (the receiver runs here)
+    srv = LiveServer(server_env(tmp_path, GSV_WEBHOOK_ALLOW="127.0.0.1"), tmp_path).start()
     try:
         api = srv.url + "/api/v1"
         tid = new_task(api, recording, webhook_url=f"http://127.0.0.1:{port}/hook")

@@ -76,6 +76,71 @@ def _restore_nulls(value: Any) -> Any:
     return value
 
 
+# The answers the middleware gives before a route runs (gsv_service/auth/, body_limit.py): each
+# operation documents those that can reach it, so the document holds every status a client sees.
+_OPEN_PATHS = ("/api/v1/health",)
+_STREAMS = ("/api/v1/events", "/api/v1/task/{task_id}/events", "/api/v1/task/{task_id}/logs")
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "an API key: python -m gsv_service keys create"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "the same key in this header"},
+}
+
+
+def _middleware_answers(schema: dict[str, Any]) -> None:
+    from gsv_service.api.responses import errors
+
+    def add(op: dict[str, Any], *codes: int) -> None:
+        for code in codes:
+            if str(code) not in op["responses"]:
+                doc = errors(code)[code]
+                op["responses"][str(code)] = {"description": doc["description"], "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Error"},
+                    "example": doc["content"]["application/json"]["example"]}}}
+
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    schema["security"] = [{"bearer": []}, {"apiKey": []}]
+    for path, ops in schema.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for method, op in ops.items():
+            if path in _OPEN_PATHS:
+                op["security"] = [{}]  # no key needed
+            else:
+                add(op, 401, 403)
+            if path in _STREAMS:
+                add(op, 429)
+            if method in ("post", "put", "patch", "delete"):
+                add(op, 413, 415)
+            if "application/json" in op.get("requestBody", {}).get("content", {}):
+                add(op, 400)  # a body that is not UTF-8 (FastAPI's own 400)
+
+
+def _links_from_create(schema: dict[str, Any]) -> None:
+    """OpenAPI links: the task_id that POST /task/create answers feeds every operation on a task
+    (clients and stateful testers follow them)."""
+    links: dict[str, Any] = {}
+    for path, ops in schema.get("paths", {}).items():
+        if "{task_id}" not in path:
+            continue
+        for op in ops.values():
+            name = op.get("operationId")
+            if name:
+                links[name] = {"operationId": name,
+                                                      "parameters": {"task_id": "$response.body#/task_id"}}
+    create = schema.get("paths", {}).get("/api/v1/task/create", {}).get("post")
+    if create and links:
+        create["responses"]["200"]["links"] = links
+
+
+def _event_data(schema: dict[str, Any]) -> None:
+    """EventData describes each SSE `data:` line; no route returns it as a body, so FastAPI does
+    not put it in components by itself."""
+    from gsv_service.api.responses import EventData
+
+    doc = EventData.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.setdefault("components", {}).setdefault("schemas", {})["EventData"] = doc
+
+
 def install(app: FastAPI) -> None:
     """Serve /docs, /docs/oauth2-redirect and /redoc (the app is built with docs_url=redoc_url=None)."""
     build = app.openapi
@@ -84,6 +149,9 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = build()
             _error_422(schema)
+            _middleware_answers(schema)
+            _links_from_create(schema)
+            _event_data(schema)
             schema["paths"] = _restore_nulls(schema["paths"])
         return app.openapi_schema or {}
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
@@ -12,12 +13,15 @@ from sse_starlette.sse import EventSourceResponse
 from gsv_service.api import examples as ex
 from gsv_service.api.deps import ServiceDep
 from gsv_service.api.responses import errors, sse
+from gsv_service.auth.access import PrincipalDep, VisibleTasks
 from gsv_service.errors import BadRequest, NotFound
+from gsv_service.records import EventRecord
+from gsv_service.tasks import TaskService
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
 
-def _payload(ev: dict) -> dict:
+def _payload(ev: EventRecord) -> dict[str, Any]:
     return {"id": ev.id, "type": ev.type, "run_id": ev.run_id, "created_at": ev.created_at, **ev.data}
 
 
@@ -35,7 +39,7 @@ async def events(task_id: str, svc: ServiceDep, request: Request,
                  last_event_id: Annotated[str | None, Header(max_length=32)] = None,
                  after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
                  run_id: Annotated[str | None, Query(max_length=64, description="only this run's events")] = None,
-                 latest: Annotated[bool, Query(description="skip the history: only new events")] = False):
+                 latest: Annotated[bool, Query(description="skip the history: only new events")] = False) -> EventSourceResponse:
     """Server-Sent Events: `state` (step run status), `progress` (fraction, message, epoch/step/
     losses), `log` (batches of log lines), `pipeline`. Each event's id can be sent back as
     Last-Event-ID (or ?after=) to resume without missing anything."""
@@ -43,15 +47,17 @@ async def events(task_id: str, svc: ServiceDep, request: Request,
     return await _sse(svc, request, task_id, _start_id(last_event_id, after), latest, run_id=run_id)
 
 
-async def _sse(svc, request: Request, task_id: str | None, start: int, latest: bool,
-               **follow) -> EventSourceResponse:
+async def _sse(svc: TaskService, request: Request, task_id: str | None, start: int, latest: bool,
+               visible: VisibleTasks | None = None, **follow: Any) -> EventSourceResponse:
     """The event log from `start` (or from now, with `latest`) as Server-Sent Events; one task's
     events, or every task's (task_id None: each `data` then names its task)."""
     if latest and not start:
         start = await asyncio.to_thread(svc.events.last_id, task_id)
 
-    async def stream():
+    async def stream() -> AsyncIterator[dict[str, str]]:
         async for ev in svc.events.follow(task_id, start, request.is_disconnected, **follow):
+            if visible is not None and not await visible(ev.task_id):
+                continue  # another key's task
             data = _payload(ev) if task_id else {"task_id": ev.task_id, **_payload(ev)}
             yield {"id": str(ev.id), "event": ev.type, "data": orjson.dumps(data).decode()}
 
@@ -73,20 +79,21 @@ def _types(value: str | None) -> tuple[str, ...] | None:
 
 @router.get("/events", response_class=EventSourceResponse,
             responses={**sse(ex.SSE, "every task's events (each `data` with its task_id)"), **errors(400, 422)})
-async def all_events(svc: ServiceDep, request: Request,
+async def all_events(svc: ServiceDep, request: Request, principal: PrincipalDep,
                      last_event_id: Annotated[str | None, Header(max_length=32)] = None,
                      after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
                      types: Annotated[str | None, Query(max_length=100, description="comma list, e.g. "
                                                         "state,pipeline (default: all)")] = None,
-                     latest: Annotated[bool, Query(description="skip the history: only new events")] = False):
+                     latest: Annotated[bool, Query(description="skip the history: only new events")] = False) -> EventSourceResponse:
     """Server-Sent Events of every task (each with its `task_id`), e.g. for a live task list:
     the same events as /task/{task_id}/events, filtered by `types`; resume with Last-Event-ID."""
     wanted = _types(types)
-    return await _sse(svc, request, None, _start_id(last_event_id, after), latest, types=wanted)
+    visible = None if principal.sees_all else VisibleTasks(svc.store, principal)
+    return await _sse(svc, request, None, _start_id(last_event_id, after), latest, visible, types=wanted)
 
 
 @router.websocket("/task/{task_id}/ws")
-async def events_ws(websocket: WebSocket, task_id: str, after: int = 0):
+async def events_ws(websocket: WebSocket, task_id: str, after: int = 0) -> None:
     """The same events as /task/{task_id}/events, as JSON messages over a WebSocket (?after= to resume)."""
     svc = websocket.app.state.service
     try:
@@ -100,7 +107,7 @@ async def events_ws(websocket: WebSocket, task_id: str, after: int = 0):
     async def gone() -> bool:
         return closed.is_set()
 
-    async def watch_close():
+    async def watch_close() -> None:
         try:
             while True:
                 await websocket.receive_text()

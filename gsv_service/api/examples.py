@@ -16,8 +16,8 @@ S3, S4 = "reading.wav_0000310400_0000420480.wav", "reading.wav_0000432320_000058
 
 CONFIG = {"exp_name": "spk", "language": "en", "model_version": "v2ProPlus", "batch_size": 1, "epochs_s2": 1,
           "epochs_s1": 1, "save_every_epoch_s2": 4, "save_every_epoch_s1": 5, "gpu_id": "0",
-          "text_low_lr_rate": 0.4, "if_save_latest": True, "if_save_every_weights": True, "if_dpo": False,
-          "is_half": None, "denoise": False, "speaker_name": None, "webhook_url": None}
+          "text_low_lr_rate": 0.4, "if_save_latest": True, "keep_resume_checkpoints": 1,
+          "if_save_every_weights": True, "if_dpo": False, "is_half": None, "denoise": False, "speaker_name": None, "webhook_url": None}
 
 _MESSAGES = {
     "convert_audio": "converted 1 of 1", "slice_audio": "cut 1 recording into 4 slices (17.25 s, 3.4-5.0 s each)",
@@ -99,7 +99,7 @@ UPLOAD_REQUEST = {"files": ["reading.wav", "reading.wav_0000001280_0000162240.tx
 # ---------- answers ----------
 
 TASK_CREATED = task(None)
-TASK = task("test_inference")
+TASK = {**task("test_inference"), "disk": {"used_bytes": 187236512, "budget_bytes": None}}
 TASKS = [task("convert_audio")]
 STEP_STARTED = {"message": f"step convert_audio accepted (run {RUN})", "task_id": TID, "step": "convert_audio",
                 "run_id": RUN, "status": "queued", "run": run("queued")}
@@ -170,7 +170,8 @@ METRICS = {"task_id": TID,
                     "points": [{"epoch": 1, "step": 1, "losses": {"total_loss": 200.0}}]}]}
 HEALTH: dict[str, Any] = {"status": "ok", "version": "0.1.0",
           "store": {"backend": "sqlite", "url": "sqlite:////srv/data/service.db", "ok": True},
-          "engine": {"found": True, "root": "/srv/gsv/engine/GPT-SoVITS", "gpus": ["0"], "ffmpeg": True}}
+          "engine": {"found": True, "root": "/srv/gsv/engine/GPT-SoVITS", "gpus": ["0"], "ffmpeg": True},
+          "disk": {"used_bytes": 2147483648, "budget_bytes": 53687091200, "free_bytes": 412316860416}}
 HEALTH_DOWN = {**HEALTH, "status": "degraded", "store": {**HEALTH["store"], "ok": False}}
 ENGINE = {"pinned_commit": "48b1a0169a28", "model_versions": ["v1", "v2", "v2Pro", "v2ProPlus"], "gpus": [],
           "device": "cpu", "ffmpeg": "/usr/bin/ffmpeg", "found": False, "root": None,

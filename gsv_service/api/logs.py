@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from gsv_service.api import examples as ex
 from gsv_service.api.deps import JSON, ServiceDep
@@ -15,6 +16,7 @@ from gsv_service.api.responses import errors
 from gsv_service.api.schemas import LogsOut
 from gsv_service.log_view import is_protocol, tail_text
 from gsv_service.procs import LogTail
+from gsv_service.tasks import TaskService
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
 
@@ -30,7 +32,7 @@ async def get_logs(task_id: str, svc: ServiceDep, request: Request,
                        "the last N lines (looked for in the last 16 MiB)"))] = None,
                    tail_bytes: Annotated[int | None, Query(ge=1, le=16 * 1024 * 1024, description=(
                        "at most the last N bytes; with tail, the last `tail` lines within them"))] = None,
-                   follow: bool = False):
+                   follow: bool = False) -> Response:
     """The current (or latest) run's log; pick another with run_id or step. Without tail or
     tail_bytes: the last 64 KiB. The service's own `@@gsv {...}` progress lines are left out (and
     not counted). `follow=true` streams the log as text until the run ends."""
@@ -46,8 +48,8 @@ async def get_logs(task_id: str, svc: ServiceDep, request: Request,
                              media_type="text/plain; charset=utf-8")
 
 
-async def _follow(svc, run_id: str, path: Path, tail: int | None, tail_bytes: int | None,
-                  request: Request):
+async def _follow(svc: TaskService, run_id: str, path: Path, tail: int | None, tail_bytes: int | None,
+                  request: Request) -> AsyncIterator[str]:
     # Every file and store read on a worker thread: the event loop serves every other request.
     follower = await asyncio.to_thread(LogTail, path, True)
     # the tail up to where the follower starts, then exactly what comes after it

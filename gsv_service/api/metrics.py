@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["metrics"])
 
 
 @router.get("/task/{task_id}/metrics", response_model=MetricsOut, responses={**ok(ex.METRICS), **errors(404)})
-async def metrics(task_id: str, svc: ServiceDep):
+async def metrics(task_id: str, svc: ServiceDep) -> Response:
     """Loss series of every SoVITS and GPT training run of the task, by epoch and step."""
     runs = await asyncio.to_thread(svc.runs, task_id)
     return JSON({"task_id": task_id, **await asyncio.to_thread(task_metrics, runs)})
@@ -26,7 +26,7 @@ async def metrics(task_id: str, svc: ServiceDep):
             responses={200: {"description": "the loss curves (SoVITS above, GPT below)",
                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
                        **errors(404)})
-async def metrics_plot(task_id: str, svc: ServiceDep):
+async def metrics_plot(task_id: str, svc: ServiceDep) -> Response:
     runs = await asyncio.to_thread(svc.runs, task_id)
     data = await asyncio.to_thread(lambda: plot_png(task_metrics(runs)))
     return Response(data, media_type="image/png")

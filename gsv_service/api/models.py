@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from gsv_service.api import examples as ex
@@ -34,11 +34,11 @@ class ModelsOut(BaseModel):
 
 
 @router.get("/task/{task_id}/models", response_model=ModelsOut, responses={**ok(ex.MODELS), **errors(404)})
-def models(task_id: str, svc: ServiceDep):
+def models(task_id: str, svc: ServiceDep) -> Response:
     """Saved weights, oldest epoch first per kind, with the latest of each kind; download each
     at its download_url (weights never leave the task folder)."""
     task = svc.get(task_id)
-    out: dict[str, list[dict]] = {"sovits": [], "gpt": []}
+    out: dict[str, list[dict[str, Any]]] = {"sovits": [], "gpt": []}
     for m in list_models(svc.workspace(task)):
         out[m.kind].append({**m.to_dict(),
                             "download_url": f"/api/v1/task/{task_id}/files/download/{m.path}"})

@@ -45,19 +45,27 @@ class Error(BaseModel):
 
 
 _ERROR_TEXT = {
-    400: "Bad request: a path or folder that is not allowed; `detail` names it",
+    400: "Bad request: a path or folder that is not allowed, a body that is not UTF-8 JSON, or a Host "
+         "header that is not trusted (GSV_TRUSTED_HOSTS); `detail` says which",
+    401: "No API key, or one that is unknown or revoked (WWW-Authenticate: Bearer)",
+    403: "The key's scope does not allow this (read keys only GET), or a cross-site request",
     404: "Unknown task, step, run or file, or nothing of that kind yet (`run_first` names the step to run)",
     409: "The task is busy (`active_run`), or an input is missing or stale (`run_first`, `missing`)",
-    413: "The upload is over GSV_MAX_UPLOAD_MB",
-    415: "A file type that is not accepted, or a body that is not multipart",
+    413: "The upload or JSON body is over its limit (GSV_MAX_UPLOAD_MB, GSV_MAX_JSON_BYTES, GSV_MAX_UPLOAD_FILES, "
+         "the task's or the service's disk budget)",
+    415: "A file type that is not accepted, or a body that is not JSON (or multipart for uploads)",
     416: "A Range that starts at or past the end of the file (Content-Range: bytes */SIZE)",
     422: "Invalid body, query or params: `detail` in one line, `errors` per field",
     424: "The GPT-SoVITS engine is not configured, or the installation fails a check this step needs",
+    429: "The key is at its limit of tasks (GSV_MAX_TASKS_PER_KEY) or open streams (GSV_MAX_STREAMS_PER_KEY)",
     503: "The database does not answer",
 }
 
 _ERROR_EXAMPLE = {
     400: {"detail": "path '../../etc/passwd' must be relative to the task folder, without '..'"},
+    401: {"detail": "an API key is required; send an API key as 'Authorization: Bearer <key>' or "
+                    "'X-API-Key: <key>'"},
+    403: {"detail": "key 'ci' has scope read: it may only read (GET); POST needs a key with scope run or admin"},
     404: {"detail": "task 'deb157ea-8354-4398-9e06-ec59117fc60c' not found; list tasks with GET /api/v1/tasks"},
     409: {"detail": "step 'slice_audio' needs 32 kHz mono WAV files, which this task does not have yet: run "
                     "step 'convert_audio' first", "missing": "converted_wav", "run_first": "convert_audio"},
@@ -68,6 +76,8 @@ _ERROR_EXAMPLE = {
     422: {"detail": "query.limit: Input should be less than or equal to 1000",
           "errors": [{"loc": ["query", "limit"], "msg": "Input should be less than or equal to 1000",
                       "type": "less_than_equal"}]},
+    429: {"detail": "key 'ci' has 100 tasks, the limit (GSV_MAX_TASKS_PER_KEY=100); delete tasks you no "
+                    "longer need (DELETE /api/v1/task/{task_id}) and create again"},
     424: {"detail": "step 'extract_text_features' needs the GPT-SoVITS engine, and none is configured: install "
                     "it with ./start_service.sh --engine-only, or set GSV_ROOT to a GPT-SoVITS checkout and "
                     "GSV_PYTHON to its interpreter; then restart the service"},
@@ -204,11 +214,19 @@ class HealthEngine(BaseModel):
     ffmpeg: bool
 
 
+class HealthDisk(BaseModel):
+    used_bytes: int = Field(..., description="sum of the file sizes under the task folder (GSV_TASK_ROOT), "
+                            "measured at most GSV_DISK_USAGE_TTL_S seconds ago")
+    budget_bytes: int | None = Field(..., description="GSV_MAX_TOTAL_MB in bytes; null: no budget")
+    free_bytes: int | None = Field(..., description="free space on the task folder's file system")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     version: str
     store: StoreStatus
     engine: HealthEngine
+    disk: HealthDisk
 
 
 class VersionSupport(BaseModel):

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from gsv_service.task_config import TaskConfig
+
+
+# No control characters or line separators: the name shows up in logs, webhooks and the page.
+TASK_NAME_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 class TaskCreate(BaseModel):
     task_name: str = Field(..., min_length=1, max_length=200, description="a name for people")
     config: TaskConfig = Field(default_factory=TaskConfig)
+
+    @field_validator("task_name")
+    @classmethod
+    def _task_name(cls, v: str) -> str:
+        if not TASK_NAME_RE.fullmatch(v):
+            raise ValueError("task_name may not contain control characters or line breaks")
+        return v
 
 
 class StepRecord(BaseModel):
@@ -26,6 +38,12 @@ class StepRecord(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+class TaskDisk(BaseModel):
+    used_bytes: int = Field(..., description="sum of the file sizes in the task's folder, measured at most "
+                            "GSV_DISK_USAGE_TTL_S seconds ago (afresh after each step run)")
+    budget_bytes: int | None = Field(None, description="GSV_MAX_TASK_MB in bytes; null: no budget")
 
 
 class TaskOut(BaseModel):
@@ -51,6 +69,12 @@ class TaskOut(BaseModel):
                               "only the audio steps ran")
     summary: str = Field("", description="one line for people: where the task stands, what its last step "
                          "achieved, whether it is trained")
+    disk: TaskDisk | None = Field(None, description="GET /task/{task_id} only: the task's disk use")
+
+
+class TaskCreated(TaskOut):
+    webhook_secret: str | None = Field(None, description="with a config.webhook_url: the key each delivery's "
+                                       "X-GSV-Signature is made with (HMAC-SHA256); shown only in this answer")
 
 
 class StepRequest(BaseModel):
@@ -64,15 +88,15 @@ class RunOut(BaseModel):
     task_id: str
     step: str
     status: str
-    params: dict
+    params: dict[str, Any]
     progress: float
     message: str | None = None
-    metrics: dict | None = None
-    result: dict | None = None
+    metrics: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
     error_message: str | None = None
     reason: str | None = None
     pipeline_id: str | None = None
-    resources: dict | None = None
+    resources: dict[str, Any] | None = None
     queue_position: int | None = None
     created_at: datetime
     started_at: datetime | None = None

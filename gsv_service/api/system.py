@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from gsv_service import __version__
 from gsv_service.api import examples as ex
-from gsv_service.api.deps import JSON, DoctorDep, ServiceDep
+from gsv_service.api.deps import JSON, DiskDep, DoctorDep, ServiceDep
 from gsv_service.api.responses import EngineOut, HealthOut, StepOut, errors, ok
+from gsv_service.auth.principal import principal_of
 from gsv_service.doctor import DoctorReport
 from gsv_service.engine import INSTALL_COMMAND, PINNED_COMMIT, VERSIONS, ffmpeg_path, visible_gpus
 from gsv_service.steps.registry import STEPS
+from gsv_service.tasks import TaskService
 from gsv_service.task_config import Language, ModelVersion, TaskConfig
 
 router = APIRouter(prefix="/api/v1", tags=["service"])
 
 
-def _engine_status(svc) -> dict:
+def _engine_status(svc: TaskService) -> dict[str, Any]:
     gpus = visible_gpus(svc.settings)
-    base = {"pinned_commit": PINNED_COMMIT, "model_versions": list(VERSIONS), "gpus": gpus,
+    base: dict[str, Any] = {"pinned_commit": PINNED_COMMIT, "model_versions": list(VERSIONS), "gpus": gpus,
             "device": "cuda" if gpus else "cpu", "ffmpeg": ffmpeg_path()}
     if svc.engine is None:
         base.update(found=False, root=None, install_command=INSTALL_COMMAND,
@@ -36,17 +38,20 @@ def _engine_status(svc) -> dict:
 @router.get("/health", response_model=HealthOut, responses={
     **ok(ex.HEALTH), 503: {"model": HealthOut, "description": "the database does not answer (status degraded)",
                            "content": {"application/json": {"example": ex.HEALTH_DOWN}}}})
-def health(svc: ServiceDep):
+def health(svc: ServiceDep, disk: DiskDep, request: Request) -> Response:
     store = svc.store_health()
     eng = _engine_status(svc)
+    if principal_of(request) is None:  # keys exist and none was sent: open, so nothing private
+        store["url"], eng["root"] = "(hidden: send an API key)", None
     return JSON({"status": "ok" if store["ok"] else "degraded", "version": __version__, "store": store,
                  "engine": {"found": eng["found"], "root": eng["root"], "gpus": eng["gpus"],
-                            "ffmpeg": eng["ffmpeg"] is not None}},
+                            "ffmpeg": eng["ffmpeg"] is not None},
+                 "disk": disk.service_view()},
                 status_code=200 if store["ok"] else 503)
 
 
 @router.get("/engine", response_model=EngineOut, responses=ok(ex.ENGINE))
-def engine(svc: ServiceDep):
+def engine(svc: ServiceDep) -> Response:
     """The GPT-SoVITS checkout: found or not, scripts, pretrained models per version, GPUs, ffmpeg."""
     return JSON(_engine_status(svc))
 
@@ -63,13 +68,13 @@ def doctor(doc: DoctorDep,
            batch_size: Annotated[int, Query(ge=1, le=256, description="compared with each GPU's free "
                                             "memory")] = _DEFAULTS.batch_size,
            refresh: Annotated[bool, Query(description="probe the engine's interpreter again (seconds) "
-                                          "instead of using the cached result")] = False):
+                                          "instead of using the cached result")] = False) -> DoctorReport:
     """Is this installation ready to train? Every check with ok | warn | fail, what was found and
     the fix in one sentence; engine steps answer 424 with the fix of a failing check they need."""
     return doc.report(version, language, batch_size, refresh)
 
 
 @router.get("/steps", response_model=list[StepOut], responses=ok(ex.STEPS))
-def steps():
+def steps() -> Response:
     """The 11 steps in order, with inputs, outputs, engine/GPU needs and params as JSON Schema."""
     return JSON([dict(order=i + 1, **s.describe()) for i, s in enumerate(STEPS)])

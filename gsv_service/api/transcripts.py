@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from gsv_service.api import examples as ex
 from gsv_service.api.deps import JSON, ServiceDep
@@ -33,7 +33,7 @@ _EXAMPLES = {
     **errors(404, 422)})
 def get_transcript_template(task_id: str, svc: ServiceDep,
                             format: Annotated[Literal["json", "list"], Query(
-                                description="json, or list: a .list file to fill in and upload")] = "json"):
+                                description="json, or list: a .list file to fill in and upload")] = "json") -> Response:
     """Every slice's name with empty text, to fill in: as JSON (`lines`: slice, duration, text), or
     with `format=list` as a .list file (`slice|speaker|LANG|`; LANG is empty when the task's
     language is auto). Fill in the text, upload the file to input_transcripts (POST .../files/upload)
@@ -48,7 +48,7 @@ def get_transcript_template(task_id: str, svc: ServiceDep,
 
 @router.get("/task/{task_id}/transcripts", response_model=TranscriptOut,
             responses={**ok(ex.TRANSCRIPT), **errors(404)})
-def get_transcripts(task_id: str, svc: ServiceDep):
+def get_transcripts(task_id: str, svc: ServiceDep) -> Response:
     """The transcript as JSON: one entry per line with slice name, duration, language and text.
     404 until asr_transcribe has written it."""
     return JSON(TranscriptReview(svc).get(task_id))
@@ -57,7 +57,7 @@ def get_transcripts(task_id: str, svc: ServiceDep):
 @router.put("/task/{task_id}/transcripts", response_model=TranscriptSaved,
             responses={**ok(ex.TRANSCRIPT_SAVED), **errors(404, 409, 422)})
 def put_transcripts(task_id: str, svc: ServiceDep,
-                    body: Annotated[TranscriptUpdate, Body(openapi_examples=_EXAMPLES)]):
+                    body: Annotated[TranscriptUpdate, Body(openapi_examples=_EXAMPLES)]) -> Response:
     """Replace the transcript (`lines`) or change some lines (`edits`: new text or language, or
     `drop`). The feature steps that used it become stale. 409 while a step of the task runs; 422
     names the line that is wrong."""
@@ -65,7 +65,7 @@ def put_transcripts(task_id: str, svc: ServiceDep,
 
 
 @router.get("/task/{task_id}/dataset", response_model=DatasetOut, responses={**ok(ex.DATASET), **errors(404)})
-def get_dataset(task_id: str, svc: ServiceDep):
+def get_dataset(task_id: str, svc: ServiceDep) -> Response:
     """Per slice and in total: duration, peak and RMS level, clipped and silent share, transcript
     length, and warnings to act on before training (too short/long, clipping, near silence, empty
     or implausible transcripts, mixed languages)."""

@@ -18,6 +18,9 @@ from gsv_service.task_config import TaskConfig
 LOG_SCAN_BYTES = 2 * 1024 * 1024   # how much of a run log is searched for the engine's errors
 MAX_ERROR_CHARS = 3000
 _TB = "Traceback (most recent call last):"
+# the line that closes a traceback: "ValueError: ...", "torch.OutOfMemoryError: ...", "KeyboardInterrupt"
+_EXC_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b.*|[A-Za-z_][\w.]*: .*")
+_MAX_TB_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -108,12 +111,18 @@ def tracebacks(log_path: Path) -> list[tuple[str, str, str]]:
             continue
         prefix, block = lines[i][:at].strip(), [lines[i][at:]]
         i += 1
-        # parallel shards can crash at once and interleave their tracebacks in the one log:
-        # a second header inside a block belongs to a sibling, not the end of this one
-        while i < len(lines) and (lines[i].startswith((" ", "\t")) or not lines[i].strip()
-                                  or lines[i].strip() == _TB):
-            block.append(lines[i])
-            i += 1
+        # parallel shards can crash at once and interleave their tracebacks in the one log, down
+        # to pieces of a line when unbuffered: a block runs to the first line shaped like an
+        # exception, and a second header or a torn frame line inside it belongs to a sibling
+        end = next((j for j in range(i, min(len(lines), i + _MAX_TB_LINES))
+                    if _EXC_LINE.fullmatch(lines[j].rstrip())), None)
+        if end is None:   # no exception line in reach: the frames are the indented lines
+            end = i
+            while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end].strip()
+                                        or lines[end].strip() == _TB):
+                end += 1
+        block += lines[i:end]
+        i = end
         exc = lines[i].strip() if i < len(lines) else ""
         if exc:
             block.append(lines[i])

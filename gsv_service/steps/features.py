@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import Field
 
+from gsv_service import model_names as mn
+from gsv_service.device_limits import DeviceLimit, check_step_procs
 from gsv_service.procs import Command
 from gsv_service.steps.base import PRO_VERSIONS, RunContext, StepFailed, StepParams, StepSpec, audio_source
 from gsv_service.states import Reason
@@ -32,8 +34,9 @@ class FeatureParams(StepParams):
 
 
 class SemanticParams(FeatureParams):
-    pretrained_s2G: str | None = Field(None, max_length=1024, description="base SoVITS G on the server "
-                                       "whose quantizer makes the tokens; default: the version's")
+    pretrained_s2G: str | None = Field(None, max_length=1024, description="base SoVITS G whose quantizer "
+                                       "makes the tokens: a name in the pretrained folder (GET "
+                                       "/api/v1/options lists them); default: the version's")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ def _launch(ctx: RunContext, params: FeatureParams, stage: Stage, expected: list
             pretrained_s2G: Path | None = None) -> int:
     """Clear, run every shard in parallel with progress, fail on a bad exit code; the shard count."""
     engine, cfg = ec.engine_of(ctx), ec.task_config(ctx)
+    try:  # checked at submit; a task or params recorded before the limits were set meet them here
+        check_step_procs(len(cfg.gpu_ids), params.parts_per_gpu, ctx.settings)
+    except DeviceLimit as e:
+        raise StepFailed(str(e)) from None
     models = engine.required_models(stage.key, cfg.model_version)
     if pretrained_s2G:
         models["pretrained_s2G"] = pretrained_s2G
@@ -158,7 +165,12 @@ def run_semantic(ctx: RunContext, params: SemanticParams) -> dict[str, Any]:
     if not items:
         raise StepFailed("no HuBERT features in 4-cnhubert/: run extract_audio_features first",
                          Reason.outputs_missing)
-    s2g = Path(params.pretrained_s2G).resolve() if params.pretrained_s2G else None
+    s2g = None
+    if params.pretrained_s2G:  # checked at submit; again here, as a pipeline runs recorded params
+        try:
+            s2g = mn.resolve(ec.engine_of(ctx).pretrained_root, params.pretrained_s2G, "pretrained_s2G")
+        except mn.ModelNameRejected as e:
+            raise StepFailed(str(e)) from None
     parts = _launch(ctx, params, STAGES["semantic"], items, s2g)
     got = merge_semantic(ctx, parts)
     return _finish(ctx, params, Outcome("semantic tokens", items, got, "6-name2semantic.tsv"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gsv_service.checkpoints import human_bytes
 from gsv_service.steps.base import AnyStep, RunContext, StepFailed, StepParams
 
 Result = dict[str, Any]
@@ -98,7 +99,9 @@ def _train(r: Result) -> str:
     text = f"trained {_plural(epochs, 'epoch')}" if isinstance(epochs, int) else "trained"
     if r.get("resumed"):
         text += " (resumed from a checkpoint)"
-    return text + (f"; latest weights: {r['latest']}" if r.get("latest") else "")
+    text += f"; latest weights: {r['latest']}" if r.get("latest") else ""
+    freed = (r.get("pruned") or {}).get("freed_bytes")
+    return text + (f"; freed {human_bytes(freed)} of older resume checkpoints" if freed else "")
 
 
 def _infer(r: Result) -> str:

@@ -9,19 +9,24 @@ engine's latest checkpoint, as upstream does by itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import Field
 
+from gsv_service import checkpoints as ck
+from gsv_service import model_names as mn
 from gsv_service import trained_models as tm
+from gsv_service.engine import Engine
 from gsv_service.engine_configs import (TrainSettings, s1_env, s1_output_dir, write_s1_config,
                                         write_s2_config)
 from gsv_service.procs import Command
-from gsv_service.progress_parsers import S1Progress, S2Progress, SegmentReader, TrainingProgress
+from gsv_service.progress_parsers import S1Progress, S2Progress, SegmentReader
 from gsv_service.steps.base import RunContext, StepFailed, StepParams, StepSpec
 from gsv_service.states import Reason
 from gsv_service.steps import engine_common as ec
 
 RESUMABLE = ("failed", "cancelled")
+T = TypeVar("T")
 
 
 class TrainParams(StepParams):
@@ -39,21 +44,34 @@ class TrainParams(StepParams):
 class SovitsParams(TrainParams):
     epochs: int | None = Field(None, ge=1, le=1000, description="default: the task's epochs_s2")
     text_low_lr_rate: float | None = Field(None, gt=0, le=1)
-    pretrained_s2G: str | None = Field(None, max_length=1024, description="base G weights on the server")
-    pretrained_s2D: str | None = Field(None, max_length=1024, description="base D weights on the server")
+    pretrained_s2G: str | None = Field(None, max_length=1024, description="base G weights: a name in the "
+                                       "pretrained folder (GET /api/v1/options lists them)")
+    pretrained_s2D: str | None = Field(None, max_length=1024, description="base D weights: a name in the "
+                                       "pretrained folder (GET /api/v1/options lists them)")
 
 
 class GptParams(TrainParams):
     epochs: int | None = Field(None, ge=1, le=1000, description="default: the task's epochs_s1")
-    pretrained_s1: str | None = Field(None, max_length=1024, description="base GPT weights on the server")
+    pretrained_s1: str | None = Field(None, max_length=1024, description="base GPT weights: a name in the "
+                                      "pretrained folder (GET /api/v1/options lists them)")
     if_dpo: bool | None = None
 
 
-def _pick(value, default):
+def _pick(value: T | None, default: T) -> T:
     return default if value is None else value
 
 
-def _settings(ctx: RunContext, p: TrainParams, sovits: bool) -> TrainSettings:
+def _base_model(engine: Engine, p: TrainParams, field: str, role: str, version: str) -> Path:
+    """The base model a param names inside the pretrained folder (checked at submit, and again
+    here: a pipeline runs params recorded earlier), else the version's own."""
+    try:
+        return mn.path_or_default(engine.pretrained_root, getattr(p, field, None), field,
+                                  engine.pretrained(role, version).resolve())
+    except mn.ModelNameRejected as e:
+        raise StepFailed(str(e)) from None
+
+
+def _settings(ctx: RunContext, p: SovitsParams | GptParams, sovits: bool) -> TrainSettings:
     engine, cfg = ec.engine_of(ctx), ec.task_config(ctx)
     v = cfg.model_version
     epochs = _pick(p.epochs, cfg.epochs_s2 if sovits else cfg.epochs_s1)
@@ -62,10 +80,9 @@ def _settings(ctx: RunContext, p: TrainParams, sovits: bool) -> TrainSettings:
         version=v, exp_name=cfg.exp_name, batch_size=_pick(p.batch_size, cfg.batch_size), epochs=epochs,
         save_every_epoch=min(every, epochs), if_save_latest=_pick(p.if_save_latest, cfg.if_save_latest),
         if_save_every_weights=_pick(p.if_save_every_weights, cfg.if_save_every_weights),
-        pretrained_G=Path(_pick(getattr(p, "pretrained_s2G" if sovits else "pretrained_s1", None),
-                                engine.pretrained("s2G" if sovits else "s1", v))).resolve(),
-        pretrained_D=(Path(_pick(p.pretrained_s2D, engine.pretrained("s2D", v))).resolve()
-                      if sovits else None),
+        pretrained_G=(_base_model(engine, p, "pretrained_s2G", "s2G", v) if sovits
+                      else _base_model(engine, p, "pretrained_s1", "s1", v)),
+        pretrained_D=_base_model(engine, p, "pretrained_s2D", "s2D", v) if sovits else None,
         text_low_lr_rate=_pick(getattr(p, "text_low_lr_rate", None), cfg.text_low_lr_rate),
         if_dpo=_pick(getattr(p, "if_dpo", None), cfg.if_dpo))
     if not ts.if_save_every_weights:
@@ -92,7 +109,8 @@ def _prepare_state(ctx: RunContext, p: TrainParams, state_dir: Path, weight_dir:
     return resume
 
 
-def _train(ctx: RunContext, argv: list[str], env: dict, prog: TrainingProgress, what: str) -> None:
+def _train(ctx: RunContext, argv: list[str], env: dict[str, str], prog: S1Progress | S2Progress,
+           what: str) -> None:
     reader = SegmentReader(ctx.log_path)
     reader.offset = ctx.log_path.stat().st_size if ctx.log_path.exists() else 0
 
@@ -109,7 +127,7 @@ def _train(ctx: RunContext, argv: list[str], env: dict, prog: TrainingProgress, 
     ec.fail_exit_codes(codes, what, ctx.log_path)
 
 
-def _verify(ctx: RunContext, kind: str, ts: TrainSettings, what: str) -> dict:
+def _verify(ctx: RunContext, kind: str, ts: TrainSettings, what: str) -> dict[str, Any]:
     """The weight of the last epoch that should have been saved must exist."""
     ws = ctx.workspace
     last_saved = ts.epochs - ts.epochs % ts.save_every_epoch
@@ -124,7 +142,7 @@ def _verify(ctx: RunContext, kind: str, ts: TrainSettings, what: str) -> dict:
     return {"weights": [m.to_dict() for m in models], "latest": final.name, "epochs": ts.epochs}
 
 
-def run_sovits(ctx: RunContext, params: SovitsParams) -> dict:
+def run_sovits(ctx: RunContext, params: SovitsParams) -> dict[str, Any]:
     engine, cfg = ec.engine_of(ctx), ec.task_config(ctx)
     ts = _settings(ctx, params, sovits=True)
     plan = ec.plan_of(ctx, cfg, params.is_half)
@@ -135,10 +153,12 @@ def run_sovits(ctx: RunContext, params: SovitsParams) -> dict:
     write_s2_config(engine, ts, plan, ws.exp_dir, tm.weights_dir(ws, "sovits"), conf)
     _train(ctx, engine.argv("s2_train", "--config", str(conf)), engine.env(), S2Progress(ts.epochs),
            "SoVITS training")
-    return {**_verify(ctx, "sovits", ts, "SoVITS training"), "resumed": resume, "config": "configs/s2.json"}
+    verified = _verify(ctx, "sovits", ts, "SoVITS training")
+    pruned = ck.prune_after_training("sovits", ws, ts.version, cfg.keep_resume_checkpoints, ctx.log)
+    return {**verified, "resumed": resume, "config": "configs/s2.json", "pruned": pruned}
 
 
-def run_gpt(ctx: RunContext, params: GptParams) -> dict:
+def run_gpt(ctx: RunContext, params: GptParams) -> dict[str, Any]:
     engine, cfg = ec.engine_of(ctx), ec.task_config(ctx)
     ts = _settings(ctx, params, sovits=False)
     plan = ec.plan_of(ctx, cfg, params.is_half)
@@ -150,7 +170,9 @@ def run_gpt(ctx: RunContext, params: GptParams) -> dict:
     write_s1_config(engine, ts, plan, ws.exp_dir, tm.weights_dir(ws, "gpt"), conf)
     _train(ctx, engine.argv("s1_train", "--config_file", str(conf)), s1_env(engine, plan),
            S1Progress(ts.epochs), "GPT training")
-    return {**_verify(ctx, "gpt", ts, "GPT training"), "resumed": resume, "config": "configs/s1.yaml"}
+    verified = _verify(ctx, "gpt", ts, "GPT training")
+    pruned = ck.prune_after_training("gpt", ws, ts.version, cfg.keep_resume_checkpoints, ctx.log)
+    return {**verified, "resumed": resume, "config": "configs/s1.yaml", "pruned": pruned}
 
 
 SOVITS = StepSpec(

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from gsv_service import __version__
 from gsv_service.api.deps import JSON
@@ -27,14 +28,14 @@ router = APIRouter(include_in_schema=False)
 class _Static(StaticFiles):
     """The page's files, revalidated on every load (ETag), so an upgrade shows at once."""
 
-    async def get_response(self, path: str, scope):
+    async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
         response.headers.update(_HEADERS)
         return response
 
 
 @router.get("/")
-def index(request: Request):
+def index(request: Request) -> Response:
     """The page; a client that asks for JSON only gets the service's name and version."""
     accept = request.headers.get("accept", "")
     if "application/json" in accept and "text/html" not in accept:

@@ -3,10 +3,28 @@
 
 export const API = "/api/v1";
 
-// The one place request headers come from. API keys (not implemented yet) would add
-// `Authorization: Bearer <key>` here, and nothing else would change.
+// The one place request headers come from. The API key is not here: signIn() hands it to the
+// service, which keeps it in an HttpOnly cookie (so <audio src> and download links work too).
 export function authHeaders() {
   return {};
+}
+
+// A 401 means the service has API keys: ask for one once (however many requests got the 401),
+// POST it to /session (which sets the cookie), and say whether the caller may retry.
+let signingIn = null;
+export function signIn() {
+  if (signingIn) return signingIn;
+  signingIn = (async () => {
+    const key = window.prompt("This service needs an API key (its admin creates one with: "
+      + "python -m gsv_service keys create --name NAME --scope run). Key:");
+    if (!key) return false;
+    const res = await fetch(url("session"), { method: "POST", cache: "no-store",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ key: key.trim() }) });
+    if (!res.ok) window.alert((await ApiError.from(res)).detail);
+    return res.ok;
+  })().finally(() => { signingIn = null; });
+  return signingIn;
 }
 
 export class ApiError extends Error {
@@ -35,13 +53,12 @@ export function url(path, query) {
 }
 
 // JSON in, JSON out; an error answer becomes an ApiError with the API's `detail`.
-export async function api(path, { method = "GET", body, query, signal, raw = false } = {}) {
+export async function api(path, { method = "GET", body, query, signal, raw = false, retried = false } = {}) {
   const headers = { Accept: "application/json", ...authHeaders() };
   const init = { method, headers, signal, cache: "no-store" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
+  // Also without a body: a change made with the cookie must say JSON (another site's form cannot).
+  if (method !== "GET") headers["Content-Type"] = "application/json";
+  if (body !== undefined) init.body = JSON.stringify(body);
   let res;
   try {
     res = await fetch(url(path, query), init);
@@ -49,13 +66,26 @@ export async function api(path, { method = "GET", body, query, signal, raw = fal
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, "the service does not answer; is it running?");
   }
+  if (res.status === 401 && !retried && await signIn()) {
+    return api(path, { method, body, query, signal, raw, retried: true });
+  }
   if (!res.ok) throw await ApiError.from(res);
   if (raw) return res;
   return res.status === 204 ? null : res.json();
 }
 
-// One file as multipart field `file`, with upload progress (fetch cannot report it; XHR can).
-export function uploadFile(path, file, { onProgress, signal } = {}) {
+// One file as multipart field `file`, with upload progress; signs in and retries once on a 401.
+export async function uploadFile(path, file, opts = {}) {
+  try {
+    return await sendFile(path, file, opts);
+  } catch (e) {
+    if (e.status === 401 && await signIn()) return sendFile(path, file, opts);
+    throw e;
+  }
+}
+
+// fetch cannot report upload progress; XHR can.
+function sendFile(path, file, { onProgress, signal } = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url(path));
@@ -117,6 +147,7 @@ export function eventStream(path, { onEvent, onOpen, onStatus, query = {}, lates
         if (!res.ok) {
           const err = await ApiError.from(res);
           if (err.status === 404) { onStatus && onStatus("gone"); return; }
+          if (err.status === 401) await signIn();
           throw err;
         }
         delay = 500;
@@ -153,7 +184,9 @@ export function eventStream(path, { onEvent, onOpen, onStatus, query = {}, lates
 
 // A plain-text stream (a run's log with follow=true): onText gets each decoded chunk.
 export async function followText(path, query, { onText, signal }) {
-  const res = await fetch(url(path, query), { headers: { ...authHeaders() }, signal, cache: "no-store" });
+  const get = () => fetch(url(path, query), { headers: { ...authHeaders() }, signal, cache: "no-store" });
+  let res = await get();
+  if (res.status === 401 && await signIn()) res = await get();
   if (!res.ok) throw await ApiError.from(res);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   for (;;) {
